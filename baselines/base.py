@@ -1,0 +1,123 @@
+"""The contract every restoration method follows (DMDNet, DFDNet, GFPGAN, CodeFormer, classical
+baselines, results produced elsewhere).
+
+Input contract: aligned face crops (512x512 for every shipped method), RGB uint8 ``(H, W, 3)``
+arrays (:mod:`celebref.imageio` conventions). Output: an RGB uint8 array of the same size per input,
+or ``None`` with a status saying why. Methods convert to their own tensor range internally.
+
+A method is constructed cheaply; :meth:`RestorationMethod.load` reads weights from the weight store
+(:mod:`celebref.weights`) and may raise :class:`celebref.errors.WeightError`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from celebref.errors import ConfigError
+
+# Per-image status vocabulary (recorded in restore/evaluate tables).
+STATUS_OK = "ok"
+STATUS_NO_FACE = "no_face"  # landmarks needed but no face was detected
+STATUS_LANDMARKS_REJECTED = "landmarks_rejected"  # landmarks found but unusable (e.g. outside the crop)
+STATUS_FALLBACK_INPUT = "fallback_input"  # policy 'input': the input was copied to the output
+STATUS_FALLBACK_GENERIC = "fallback_generic"  # policy 'generic': restored without the landmark-dependent part
+STATUS_SKIPPED = "skipped"  # policy 'skip': no output written
+STATUS_ERROR = "error"  # unexpected failure for this image (message in `reason`)
+STATUS_MISSING = "missing"  # external results: no file for this id
+
+LANDMARK_POLICIES = ("skip", "input", "generic")
+
+
+@dataclass
+class ReferenceSet:
+    """High-quality references of one identity (DMDNet specific restoration).
+
+    ``key`` identifies the set (e.g. the identity id plus a hash of the reference paths): methods
+    cache per-identity work (such as DMDNet's specific dictionary) under it.
+    """
+
+    key: str
+    images: list[np.ndarray]
+    landmarks: list[np.ndarray]
+
+
+@dataclass
+class RestoreItem:
+    id: str
+    image: np.ndarray  # RGB uint8 aligned LQ face, usually 512x512
+    landmarks: np.ndarray | None = None  # (68, 2) float64 (x, y) on `image`; None -> method detects
+    identity: str | None = None
+    references: ReferenceSet | None = None
+    native: np.ndarray | None = None  # the LQ at its native low resolution, when the test set has it
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RestoreResult:
+    id: str
+    image: np.ndarray | None
+    status: str = STATUS_OK
+    reason: str = ""
+    seconds: float = 0.0  # wall time attributed to this image (batch time / batch size)
+
+
+class RestorationMethod:
+    """Base class. Subclasses set the class attributes and implement :meth:`load` and :meth:`_restore`."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    needs_references: ClassVar[bool] = False
+    needs_landmarks: ClassVar[bool] = False
+    weights: ClassVar[tuple[str, ...]] = ()  # weight-store names (celebref.weights)
+    input_size: ClassVar[int | None] = 512  # None: any size
+    param_defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, device: str = "cpu", precision: str = "fp32", landmark_policy: str = "skip", **params: Any):
+        from celebref.device import resolve_device
+
+        if landmark_policy not in LANDMARK_POLICIES:
+            raise ConfigError(f"--on-landmark-failure must be one of {', '.join(LANDMARK_POLICIES)}, got {landmark_policy!r}")
+        unknown = set(params) - set(self.param_defaults)
+        if unknown:
+            raise ConfigError(f"method {self.name!r} has no parameter(s) {', '.join(sorted(unknown))}; known: {', '.join(self.param_defaults) or 'none'}")
+        self.device = resolve_device(device)
+        self.precision = precision
+        self.landmark_policy = landmark_policy
+        self.params: dict[str, Any] = {**self.param_defaults, **params}
+        self.loaded = False
+
+    # -- identity of the method for caching/resume --------------------------------------------
+    @property
+    def label(self) -> str:
+        """Name with non-default parameters, e.g. ``codeformer:w=0.7`` (used for folder names and rows)."""
+        extra = [f"{k}={v}" for k, v in self.params.items() if self.param_defaults.get(k) != v]
+        return self.name + (":" + ",".join(extra) if extra else "")
+
+    def weight_hashes(self) -> dict[str, str]:
+        """sha256 of each weight file this method loaded (recorded in run.json; resume key)."""
+        from celebref import weights as store
+
+        return {w: store.file_sha256(w) for w in self.weights}
+
+    # -- running ---------------------------------------------------------------------------------
+    def load(self) -> None:
+        self.loaded = True
+
+    def restore(self, items: list[RestoreItem]) -> list[RestoreResult]:
+        """Restore a batch; never raises for one bad image (that image gets ``STATUS_ERROR``)."""
+        if not self.loaded:
+            self.load()
+        t0 = time.perf_counter()
+        results = self._restore(items)
+        per = (time.perf_counter() - t0) / max(len(items), 1)
+        for r in results:
+            if not r.seconds:
+                r.seconds = per
+        return results
+
+    def _restore(self, items: list[RestoreItem]) -> list[RestoreResult]:
+        raise NotImplementedError

@@ -1,0 +1,1 @@
+"""Seeded, replayable low-quality synthesis: operations, pipelines and published presets."""

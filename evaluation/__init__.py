@@ -1,0 +1,1 @@
+"""Metrics with reference parity (PSNR, SSIM, LPIPS, FID, NIQE, identity, landmark distance)."""
