@@ -99,6 +99,8 @@ class RestorationMethod:
 
     def weight_hashes(self) -> dict[str, str]:
         """sha256 of each weight file this method loaded (recorded in run.json; resume key)."""
+        if not self.weights:
+            return {}
         from celebref import weights as store
 
         return {w: store.file_sha256(w) for w in self.weights}
