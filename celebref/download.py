@@ -172,7 +172,7 @@ def _check_member(info: zipfile.ZipInfo, archive: str) -> PurePosixPath | None:
     mode = (info.external_attr >> 16) & 0xFFFF
     if stat.S_ISLNK(mode):
         raise WeightError(f"{bad} is a symbolic link")
-    if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+    if stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # type bits set: device, fifo...
         raise WeightError(f"{bad} is not a regular file")
     if info.is_dir() or not parts:
         return None
