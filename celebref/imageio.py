@@ -77,7 +77,8 @@ def _orient(arr: np.ndarray, orientation: int) -> np.ndarray:
 def _to_uint8(arr: np.ndarray) -> np.ndarray:
     if arr.dtype == np.uint8:
         return arr
-    if arr.dtype == np.uint16 or (arr.dtype.kind in "iu" and arr.max(initial=0) > 255):
+    # any 16-bit unsigned layout (little- or big-endian, e.g. Pillow's I;16B TIFFs) is 16-bit data
+    if (arr.dtype.kind == "u" and arr.dtype.itemsize == 2) or (arr.dtype.kind in "iu" and arr.max(initial=0) > 255):
         return ((arr.astype(np.uint32) + 128) // 257).clip(0, 255).astype(np.uint8)
     if arr.dtype.kind in "iu":
         return arr.clip(0, 255).astype(np.uint8)
@@ -188,7 +189,10 @@ def encode_image(img: np.ndarray, ext: str = ".png", jpeg_quality: int = 95) -> 
         params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]
     elif ext == ".png":
         params = [cv2.IMWRITE_PNG_COMPRESSION, 3]
-    ok, buf = cv2.imencode(ext, np.ascontiguousarray(arr), params)
+    try:
+        ok, buf = cv2.imencode(ext, np.ascontiguousarray(arr), params)
+    except cv2.error as e:  # e.g. no encoder for this extension
+        raise ValueError(f"OpenCV cannot encode {ext}: {str(e).strip().splitlines()[-1]}") from None
     if not ok:
         raise ValueError(f"OpenCV cannot encode {ext}")
     return buf.tobytes()
