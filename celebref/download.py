@@ -86,6 +86,31 @@ def download(
         raise DownloadError(f"refusing to download {url!r}: only http(s) URLs are supported")
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(dest):
+        if dest.is_file() and (size is None or dest.stat().st_size == size) and sha256 \
+                and sha256_file(dest) == sha256.lower():
+            return dest  # another process finished it while we waited for the lock
+        return _download_locked(url, dest, sha256, size, timeout, desc)
+
+
+@contextlib.contextmanager
+def _locked(dest: Path):
+    """Exclusive advisory lock on ``.<dest name>.lock`` (POSIX flock; released when the process dies)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock, the checksum still catches a mangled file
+        yield
+        return
+    with open(dest.with_name(f".{dest.name}.lock"), "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _download_locked(url: str, dest: Path, sha256: str | None, size: int | None, timeout: float,
+                     desc: str | None) -> Path:
     part = part_path(dest)
     have = part.stat().st_size if part.exists() else 0
     if size is not None and have > size:  # cannot be a prefix of the right file
