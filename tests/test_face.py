@@ -1,0 +1,373 @@
+"""Face analysis (celebref.face): the dlib backend on celebref-mini, landmark files, backend selection, and the
+weight-free parts of the insightface backend (geometry, decoding, errors)."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import warnings
+
+import cv2
+import numpy as np
+import pytest
+
+from celebref.errors import CelebrefError, UnknownNameError
+from celebref.face import Detection, available_backends, backend_status, get_backend
+from celebref.face.base import FaceAnalysisError
+from celebref.face.landmark_io import (
+    LandmarkFileError,
+    format_landmarks,
+    landmark_path_for,
+    parse_landmarks,
+    read_landmarks,
+    write_landmarks,
+)
+from celebref.imageio import read_image
+
+dlib = pytest.importorskip("dlib", reason="the dlib extra is not installed (pip install 'celebref[dlib]')")
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+def roc_auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """Area under the ROC curve for scores where positives should be higher (ties count one half)."""
+    pos, neg = np.asarray(pos, float), np.asarray(neg, float)
+    scores = np.concatenate([pos, neg])
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores))
+    sorted_scores = scores[order]
+    # average ranks of ties (1-based)
+    i = 0
+    while i < len(scores):
+        j = i
+        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    r_pos = ranks[: len(pos)].sum()
+    return float((r_pos - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def nme(pred: np.ndarray, ref: np.ndarray) -> float:
+    """Mean point error divided by the outer-eye-corner distance (points 36 and 45) of the reference."""
+    return float(np.linalg.norm(pred - ref, axis=1).mean() / np.linalg.norm(ref[36] - ref[45]))
+
+
+def test_roc_auc_known_answers():
+    assert roc_auc([3, 4], [1, 2]) == 1.0
+    assert roc_auc([1, 2], [3, 4]) == 0.0
+    assert roc_auc([1, 1], [1, 1]) == 0.5
+    # one of four (pos, neg) pairs misordered: 3/4
+    assert roc_auc([2, 4], [1, 3]) == pytest.approx(0.75)
+
+
+# --- celebref-mini, computed once ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def mini(mini_dir):
+    """Every hq and lq face of celebref-mini through the dlib backend (detection, 68 points, embeddings)."""
+    be = get_backend("dlib")
+    with open(mini_dir / "manifest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    hq = [r for r in rows if r["kind"] == "hq"]
+    lq = [r for r in rows if r["kind"] == "lq"]
+    assert len(hq) >= 20 and len({r["identity"] for r in hq}) >= 2
+    hq_imgs = [read_image(mini_dir / r["path"]) for r in hq]
+    lq_imgs = [read_image(mini_dir / r["path"]) for r in lq]
+    hq_dets = be.detect_batch(hq_imgs)
+    lq_dets = be.detect_batch(lq_imgs)
+    faces = [max(d, key=lambda x: x.area) if d else None for d in hq_dets]
+    ok = [i for i, d in enumerate(faces) if d is not None]
+    lms = {i: be.landmarks68(hq_imgs[i], faces[i]) for i in ok}
+    refs = [read_landmarks(mini_dir / r["landmarks"]) for r in hq]
+    emb = be.embed_batch([hq_imgs[i] for i in ok], [faces[i] for i in ok])
+    return {
+        "be": be, "hq": hq, "hq_imgs": hq_imgs, "lq_imgs": lq_imgs, "hq_dets": hq_dets, "lq_dets": lq_dets,
+        "faces": faces, "ok": ok, "lms": lms, "refs": refs, "emb": emb,
+        "ids": np.array([hq[i]["identity"] for i in ok]),
+    }
+
+
+def test_dlib_detects_every_face(mini):
+    missing = [mini["hq"][i]["path"] for i, d in enumerate(mini["hq_dets"]) if not d]
+    assert not missing, f"no face found in {missing}"
+    assert all(mini["lq_dets"]), "no face found in some lq image"
+    for img, dets in zip(mini["hq_imgs"] + mini["lq_imgs"], mini["hq_dets"] + mini["lq_dets"]):
+        d = max(dets, key=lambda x: x.area)
+        x1, y1, x2, y2 = d.box
+        h, w = img.shape[:2]
+        # a face box, not the whole frame: 30-95 % of the side, centred within the middle half
+        assert 0.3 * w < x2 - x1 < 0.95 * w
+        assert w * 0.25 < (x1 + x2) / 2 < w * 0.75 and h * 0.25 < (y1 + y2) / 2 < h * 0.85
+        assert d.backend == "dlib" and d.model == "hog" and np.isfinite(d.score)
+        assert d.points5.shape == (5, 2)
+        assert d.points5[0, 0] < d.points5[1, 0]  # eye on the image's left first
+        assert d.points5[3, 1] > d.points5[0, 1]  # mouth below the eyes
+
+
+def test_dlib_landmarks_match_reference_files(mini):
+    """Mean NME (outer-eye-corner normalised) of dlib's 68 points vs the FAN landmark files <= 0.06."""
+    errors = [nme(mini["lms"][i], mini["refs"][i]) for i in mini["ok"]]
+    assert len(errors) == len(mini["hq"])
+    assert np.mean(errors) <= 0.06, np.mean(errors)
+    assert np.max(errors) < 0.2  # no wild failure on any face
+    lm = mini["lms"][mini["ok"][0]]
+    assert lm.shape == (68, 2) and lm.dtype == np.float64
+
+
+def test_detect_landmarks68_uses_largest_face(mini):
+    be, i = mini["be"], mini["ok"][0]
+    np.testing.assert_array_equal(be.detect_landmarks68(mini["hq_imgs"][i]), mini["lms"][i])
+    assert be.detect_landmarks68(np.zeros((200, 200, 3), np.uint8)) is None
+
+
+def test_landmarks_from_five_point_box(mini):
+    """The insightface path: dlib's 68-point predictor on a box made from 5 points (here taken from the reference
+    landmark files instead of RetinaFace) still lands within NME 0.06 of the references."""
+    from celebref.face.dlib_backend import DlibBackend, box_from_points5
+
+    be = mini["be"]
+    errors = []
+    for i in mini["ok"][::3]:
+        ref = mini["refs"][i]
+        box = box_from_points5(DlibBackend.points5_from_68(ref))
+        errors.append(nme(be.landmarks68(mini["hq_imgs"][i], Detection(box, 1.0)), ref))
+    assert np.mean(errors) <= 0.06, np.mean(errors)
+
+
+def _pair_distances(mini):
+    emb, ids = mini["emb"], mini["ids"]
+    d = np.linalg.norm(emb[:, None, :].astype(np.float64) - emb[None, :, :], axis=2)
+    iu = np.triu_indices(len(ids), 1)
+    same = (ids[:, None] == ids[None, :])[iu]
+    return d[iu], same
+
+
+def test_embeddings_separate_identities(mini):
+    emb = mini["emb"]
+    assert emb.dtype == np.float32 and emb.shape == (len(mini["ok"]), 128)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    dist, same = _pair_distances(mini)
+    assert same.any() and (~same).any()
+    auc = roc_auc(-dist[same], -dist[~same])
+    assert auc >= 0.99, auc
+    assert dist[same].mean() < dist[~same].mean() - 0.2
+    thr = mini["be"].same_identity_threshold
+    assert (dist[same] < thr).mean() >= 0.95  # true-match rate at the documented threshold
+    assert (dist[~same] < thr).mean() <= 0.02  # false-match rate
+
+
+def test_distance_convention(mini):
+    be, emb = mini["be"], mini["emb"]
+    assert be.distance(emb[0], emb[0]) == pytest.approx(0.0, abs=1e-6)
+    assert be.distance(emb[0], emb[1]) == pytest.approx(float(np.linalg.norm(emb[0].astype(float) - emb[1])), abs=1e-5)
+    # raw dlib descriptors: not unit norm; the normalised embedding is their direction
+    i = mini["ok"][0]
+    raw = be.raw_descriptor(mini["hq_imgs"][i], mini["faces"][i])
+    assert 1.2 < np.linalg.norm(raw) < 1.9
+    np.testing.assert_allclose(raw / np.linalg.norm(raw), emb[0], atol=1e-6)
+
+
+def test_embed_batch_equals_single(mini):
+    be = mini["be"]
+    for k in (0, 5):
+        i = mini["ok"][k]
+        np.testing.assert_allclose(be.embed(mini["hq_imgs"][i], mini["faces"][i]), mini["emb"][k], atol=1e-6)
+
+
+def test_embed_aligned_and_its_fallback(mini):
+    """embed_aligned detects the face; when detection fails it uses the mean aligned-face box, whose embedding is
+    still the same person (distance below the threshold) for these aligned faces."""
+    from celebref.face.dlib_backend import ALIGNED_FACE_BOX
+
+    be = mini["be"]
+    for k in (0, 20, 40):
+        i = mini["ok"][k]
+        img = mini["hq_imgs"][i]
+        np.testing.assert_allclose(be.embed_aligned(img), mini["emb"][k], atol=1e-6)
+        box = tuple(f * 512 for f in ALIGNED_FACE_BOX)
+        prior = be.embed(img, Detection(box, float("nan")))
+        assert be.distance(prior, mini["emb"][k]) < be.same_identity_threshold / 2
+    blank = np.full((512, 512, 3), 127, np.uint8)  # no face: the prior box is used, no error
+    assert be.aligned_detection(blank).model == "aligned-prior"
+    assert be.embed_aligned(blank).shape == (128,)
+
+
+def test_provenance_recorded(mini):
+    be = mini["be"]
+    info = be.describe()
+    assert info["backend"] == "dlib"
+    assert set(info["models"]) == {"detector", "landmarks5", "landmarks68", "embedding"}
+    assert "shape_predictor_68_face_landmarks.dat@sha256:" in info["models"]["landmarks68"]
+    assert info["models"]["embedding"].startswith("dlib_face_recognition_resnet_model_v1.dat@sha256:")
+
+
+def test_cnn_detector_agrees_with_hog(mini):
+    be = get_backend("dlib", detector="cnn")
+    img = mini["hq_imgs"][0]
+    dets = be.detect(img)
+    assert len(dets) == 1 and dets[0].model == "mmod"
+    a, b = np.array(dets[0].box), np.array(mini["faces"][0].box)
+    inter = np.prod(np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0, None))
+    union = np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2]) - inter
+    assert inter / union > 0.4
+    assert "mmod_human_face_detector.dat@sha256:" in be.models["detector"]
+
+
+def test_bad_input_is_a_typed_error():
+    be = get_backend("dlib")
+    with pytest.raises(FaceAnalysisError, match="RGB uint8"):
+        be.detect(np.zeros((10, 10), np.uint8))
+    with pytest.raises(FaceAnalysisError, match="RGB uint8"):
+        be.detect(np.zeros((10, 10, 3), np.float32))
+    with pytest.raises(FaceAnalysisError, match="2 images but 1 detections"):
+        be.embed_batch([np.zeros((8, 8, 3), np.uint8)] * 2, [Detection((0, 0, 4, 4), 1.0)])
+    with pytest.raises(FaceAnalysisError, match="unknown dlib detector"):
+        get_backend("dlib", detector="haar")
+
+
+# --- backend selection ---------------------------------------------------------------------------------
+
+def test_auto_falls_back_to_dlib_and_says_why(caplog):
+    # the test CELEBREF_HOME is empty, so buffalo_l is missing
+    status = backend_status()
+    assert status["dlib"] == "ok"
+    assert status["insightface"] != "ok"
+    assert available_backends() == ["dlib"]
+    with caplog.at_level(logging.INFO, logger="celebref.face"):
+        be = get_backend(None)
+    assert be.name == "dlib"
+    assert "auto -> dlib" in be.selection and "insightface unavailable" in be.selection
+    assert any("auto -> dlib" in r.getMessage() for r in caplog.records)
+    assert get_backend("auto").name == "dlib"
+
+
+def test_insightface_missing_files_is_a_clear_error():
+    pytest.importorskip("onnxruntime")
+    with pytest.raises(CelebrefError) as err:
+        get_backend("insightface")
+    msg = str(err.value)
+    assert "insightface-buffalo_l" in msg and "buffalo_l" in msg
+
+
+def test_unknown_backend_name():
+    with pytest.raises(UnknownNameError, match="did you mean 'dlib'"):
+        get_backend("dlbi")
+
+
+# --- insightface maths without weights ----------------------------------------------------------------
+
+def test_umeyama_matches_skimage():
+    from skimage.transform import SimilarityTransform
+
+    from celebref.face.insightface_backend import ARCFACE_TEMPLATE, umeyama_similarity
+
+    rng = np.random.default_rng(0)
+    cases = [(rng.uniform(0, 500, (5, 2)), ARCFACE_TEMPLATE + rng.normal(0, 3, (5, 2))) for _ in range(4)]
+    cases.append((ARCFACE_TEMPLATE * [-1, 1], ARCFACE_TEMPLATE))  # mirrored: best proper similarity, no reflection
+    for src, dst in cases:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            t = SimilarityTransform()
+            t.estimate(src, dst)
+        np.testing.assert_allclose(umeyama_similarity(src, dst), t.params[:2], atol=1e-9)
+
+
+def test_arcface_crop_puts_points_on_template():
+    from celebref.face.insightface_backend import ARCFACE_TEMPLATE, arcface_crop, arcface_matrix
+
+    a = np.radians(12.0)
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    pts = ARCFACE_TEMPLATE @ rot.T * 2.5 + (140.0, 90.0)
+    np.testing.assert_allclose(arcface_matrix(pts) @ np.c_[pts, np.ones(5)].T, ARCFACE_TEMPLATE.T, atol=1e-9)
+    img = np.zeros((500, 500, 3), np.uint8)
+    for k, (x, y) in enumerate(pts):
+        cv2.circle(img, (int(round(x)), int(round(y))), 6, (255, 40 * k, 0), -1)
+    crop = arcface_crop(img, pts)
+    assert crop.shape == (112, 112, 3)
+    for k, (x, y) in enumerate(ARCFACE_TEMPLATE):
+        assert crop[int(round(y)), int(round(x)), 0] > 200
+    assert arcface_crop(img, pts, 224).shape == (224, 224, 3)
+
+
+def test_retinaface_decoding_known_answer():
+    from celebref.face.insightface_backend import anchor_centres, decode_retinaface, nms
+
+    c = anchor_centres(2, 3, 8)
+    np.testing.assert_array_equal(c[:4], [[0, 0], [0, 0], [8, 0], [8, 0]])
+    np.testing.assert_array_equal(c[-1], [16, 8])
+
+    h = w = 64
+    outs = []
+    for stride in (8, 16, 32):
+        n = (h // stride) * (w // stride) * 2
+        outs.append(np.zeros((n, 1), np.float32))
+    for stride in (8, 16, 32):
+        n = (h // stride) * (w // stride) * 2
+        outs.append(np.ones((n, 4), np.float32))
+    for stride in (8, 16, 32):
+        n = (h // stride) * (w // stride) * 2
+        outs.append(np.zeros((n, 10), np.float32))
+    # stride 16, cell (x=2, y=1), second anchor: index (1*4 + 2)*2 + 1 = 13; centre (32, 16)
+    outs[1][13] = 0.9
+    outs[4][13] = [1.0, 0.5, 2.0, 3.0]  # distances in stride units
+    outs[7][13] = np.arange(10) / 10
+    boxes, scores, points = decode_retinaface(outs, (h, w), 0.5)
+    np.testing.assert_allclose(boxes, [[32 - 16, 16 - 8, 32 + 32, 16 + 48]])
+    np.testing.assert_allclose(scores, [0.9], rtol=1e-6)
+    np.testing.assert_allclose(points[0], (np.array([32, 16]) + (np.arange(10) / 10 * 16).reshape(5, 2)), rtol=1e-6)
+
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30]], float)
+    assert nms(boxes, np.array([0.9, 0.8, 0.7]), 0.4) == [0, 2]
+    assert nms(boxes, np.array([0.7, 0.8, 0.9]), 0.4) == [2, 1]
+
+
+def test_letterbox():
+    from celebref.face.insightface_backend import letterbox
+
+    img = np.full((300, 600, 3), 200, np.uint8)
+    canvas, scale = letterbox(img, (640, 640))
+    assert canvas.shape == (640, 640, 3) and scale == pytest.approx(320 / 300)
+    assert (canvas[:320, :640] == 200).all() and (canvas[320:] == 0).all()
+
+
+# --- landmark files ---------------------------------------------------------------------------------
+
+def test_landmark_file_round_trip_is_byte_identical(mini_dir, tmp_path):
+    files = sorted((mini_dir / "landmarks").rglob("*.txt"))
+    assert len(files) >= 20
+    for src in files[:: max(len(files) // 10, 1)]:
+        pts = read_landmarks(src)
+        assert pts.shape == (68, 2) and pts.dtype == np.float64
+        np.testing.assert_array_equal(pts, np.loadtxt(src))
+        out = tmp_path / src.name
+        write_landmarks(out, pts)
+        assert out.read_bytes() == src.read_bytes()
+
+
+def test_landmark_format():
+    pts = np.zeros((68, 2))
+    pts[0] = (1.23456, -0.0001)
+    pts[67] = (511.9996, 7)
+    text = format_landmarks(pts)
+    lines = text.split("\n")
+    assert len(lines) == 69 and lines[-1] == "" and "\r" not in text
+    assert lines[0] == "1.235 0.000" and lines[67] == "512.000 7.000"
+    np.testing.assert_allclose(parse_landmarks(text), np.round(pts, 3), atol=1e-12)
+    assert landmark_path_for("/a/b/0.png").as_posix() == "/a/b/0.png.txt"
+    assert landmark_path_for("/a/b/0.png", "/c").as_posix() == "/c/0.png.txt"
+
+
+def test_bad_landmark_files(tmp_path):
+    short = tmp_path / "short.txt"
+    short.write_text("1 2\n" * 67)
+    with pytest.raises(LandmarkFileError, match="67 points, expected 68"):
+        read_landmarks(short)
+    words = tmp_path / "words.txt"
+    words.write_text("1 2\n" * 10 + "a b\n" + "1 2\n" * 57)
+    with pytest.raises(LandmarkFileError, match="line 11"):
+        read_landmarks(words)
+    with pytest.raises(LandmarkFileError, match="not found"):
+        read_landmarks(tmp_path / "absent.txt")
+    with pytest.raises(ValueError):
+        format_landmarks(np.zeros((5, 2)))
