@@ -383,3 +383,24 @@ def test_cli_fetch_offline_prints_instructions_without_traceback(home, capsys):
     assert str(home / "weights" / "dmdnet" / "DMDNet.pth") in err
     assert cli.main(["weights", "fetch", "dfdnet-dictionary"]) == 2
     assert "drive.google.com" in capsys.readouterr().err
+
+
+def test_complete_partial_file_is_verified_without_request(server, home, monkeypatch):
+    monkeypatch.setenv("CELEBREF_OFFLINE", "0")
+    data = _blob(5000, 6)
+    server.files["/w/done.bin"] = data
+    _entry(monkeypatch, "t-done", [server.url("/w/done.bin")], data)
+    dest = weights.default_path("t-done")
+    dest.parent.mkdir(parents=True)
+    dl.part_path(dest).write_bytes(data)  # an interrupted run had received every byte
+    assert weights.fetch("t-done").read_bytes() == data
+    assert server.requests == []
+
+
+def test_cli_fetch_all_offline_reports_each_and_fails(home, capsys):
+    assert cli.main(["weights", "fetch", "--all"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    for w in weights.REGISTRY.values():
+        if w.kind != "package":
+            assert f"{w.name}: weight {w.name!r} is not available" in err, w.name
