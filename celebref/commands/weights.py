@@ -23,7 +23,9 @@ def register(subparsers) -> None:
 
     q = sub.add_parser("list", help="every declared file with its status, licence and users")
     q.add_argument("--json", action="store_true", help="machine-readable output")
-    q.add_argument("--hash", action="store_true", help="hash every present file now (slow for big files)")
+    q.add_argument("--hash", action="store_true",
+                   help="also hash files inside folders (single files with a declared sha256 are always checked; "
+                        "hashes are cached by path, size and mtime)")
     q.set_defaults(func=_list)
 
     q = sub.add_parser("fetch", help="download weights into the cache (resumable, checksummed)")
@@ -51,7 +53,7 @@ def _licence(w: W.WeightFile) -> str:
 def _list(args: argparse.Namespace) -> int:
     rows = []
     for w in W.entries():
-        st = W.status(w.name, full=args.hash) if args.hash else _quick_status(w.name)
+        st = W.status(w.name, full=args.hash)
         rows.append((w, st))
     if args.json:
         out = [{**W.as_dict(w), "status": st.state, "path": str(st.path), "source": st.source, "detail": st.detail}
@@ -66,11 +68,6 @@ def _list(args: argparse.Namespace) -> int:
         if st.state != W.PRESENT and st.detail:
             print(f"{'':<{width}}    {st.detail}")
     return 0
-
-
-def _quick_status(name: str) -> W.WeightStatus:
-    """Status without hashing files larger than 64 MiB that are not in the hash cache yet."""
-    return W.status(name)
 
 
 def _fetch(args: argparse.Namespace) -> int:
