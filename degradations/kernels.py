@@ -151,19 +151,19 @@ def rasterize_trajectory(traj: np.ndarray, ksize: int) -> np.ndarray:
     return _normalise(k)
 
 
-def motion_kernel(ksize: int, seed: int, length: float | None = None) -> np.ndarray:
+def motion_kernel(ksize: int, seed: int, extent: float | None = None) -> np.ndarray:
     """A motion-blur kernel of size ``ksize`` (odd) from a random camera trajectory seeded by ``seed``.
 
-    ``length`` (path length in pixels) defaults to a value drawn in ``[0.5, 1.0] * (ksize - 1)``; the
-    trajectory is scaled down if needed so that it fits the grid. Non-negative, 8-connected support,
-    sums to 1. Pure function of ``(ksize, seed, length)``."""
+    The trajectory is centred on its bounding box and scaled so that its larger bounding-box side spans
+    ``extent * (ksize - 1)`` pixels; ``extent`` defaults to a value drawn in ``[0.5, 1.0]``.
+    Non-negative, 8-connected support, sums to 1. Pure function of ``(ksize, seed, extent)``."""
     ksize = _check_size(ksize)
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(int(seed))))
-    if length is None:
-        length = (0.5 + 0.5 * rng.random()) * (ksize - 1)
-    traj = motion_trajectory(rng, max(float(length), 1e-6))
-    extent = max(np.abs(traj.real).max(), np.abs(traj.imag).max(), 1e-12)
-    limit = (ksize - 1) / 2.0
-    if extent > limit:
-        traj = traj * (limit / extent)
+    if extent is None:
+        extent = 0.5 + 0.5 * rng.random()
+    traj = motion_trajectory(rng, float(ksize))
+    centre = complex((traj.real.max() + traj.real.min()) / 2, (traj.imag.max() + traj.imag.min()) / 2)
+    traj = traj - centre
+    half = max(np.abs(traj.real).max(), np.abs(traj.imag).max(), 1e-12)
+    traj = traj * (min(max(float(extent), 0.0), 1.0) * (ksize - 1) / 2.0 / half)
     return rasterize_trajectory(traj, ksize)

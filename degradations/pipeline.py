@@ -328,12 +328,13 @@ class Pipeline:
             return _kernels.generalized_gaussian(k, sx, sy, theta, float(params["blur_beta"]))
         return _kernels.plateau(k, sx, sy, theta, float(params["blur_beta"]))
 
-    def apply(self, img: np.ndarray, params: Mapping[str, Any], lq_size: str | int = "gt") -> np.ndarray:
+    def apply(self, img: np.ndarray, params: Mapping[str, Any], lq_size: str | int = "gt", trace: list | None = None) -> np.ndarray:
         """Degrade an RGB uint8 ``(H, W, 3)`` image with ``params`` (from :meth:`sample`).
 
         ``lq_size``: ``"gt"`` upsamples back to the input size, an int ``n`` to ``n x n``, ``"native"``
         skips the ``upsample`` step. Returns RGB uint8. Float32 pipelines end with
-        ``clip(rint(x * 255), 0, 255)`` (round half to even, as ``torch.round``)."""
+        ``clip(rint(x * 255), 0, 255)`` (round half to even, as ``torch.round``). When ``trace`` is a
+        list, ``(op, copy of the working array)`` is appended after every applied step."""
         if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
             raise ValueError(f"expected an RGB uint8 (H, W, 3) array, got {img.dtype} {img.shape}")
         h, w = img.shape[:2]
@@ -371,6 +372,10 @@ class Pipeline:
                 x = _color.channel_shift(x, [params["shift_r"], params["shift_g"], params["shift_b"]])
             elif op == "gray" and params.get("gray_applied"):
                 x = _color.to_gray(x)
+            else:
+                continue
+            if trace is not None:
+                trace.append((op, x.copy()))
         return self._to_uint8(x)
 
     @staticmethod
