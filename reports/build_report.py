@@ -1,0 +1,121 @@
+"""Curation report of a ``celebref build`` output: what reviewers read before trusting a dataset.
+
+Sections: the funnel (raw -> decoded -> faces -> quality -> identity -> dedup -> final) with rejections by
+reason; per-identity galleries (accepted, and rejected with reasons); duplicate groups side by side with the
+copy that was kept; identity outliers with their distance; identity collisions between folders; histograms of
+images per identity and of same- vs different-identity distances with the threshold drawn. It also writes
+``overrides_template.csv`` (every input file, with its decision) that ``celebref build --overrides`` reads back:
+fill the ``action`` column (accept | reject | identity) of the rows to change; rows left blank change nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from celebref.errors import ConfigError
+from celebref.fsutil import atomic_write_text
+from celebref.progress import progress
+from celebref.tabular import read_table
+
+from . import assets
+from .render import copy_static, render
+
+FUNNEL_ORDER = ("raw", "decoded", "faces", "quality", "identity", "dedup", "final")
+OVERRIDE_COLUMNS = ["source_path", "action", "identity", "note", "decision", "reason", "identity_folder", "identity_distance"]
+
+
+def _s(v) -> str:
+    return "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+
+
+def write_overrides_template(manifest: pd.DataFrame, path: Path) -> None:
+    """One row per input file (its primary face), action left blank for the reviewer."""
+    prim = manifest[manifest["is_primary"].fillna(True).astype(bool)] if "is_primary" in manifest.columns else manifest
+    rows = pd.DataFrame({
+        "source_path": prim["source_path"].map(_s), "action": "", "identity": "", "note": "",
+        "decision": prim["decision"].map(_s), "reason": prim["reason"].map(_s),
+        "identity_folder": prim["identity_folder"].map(_s),
+        "identity_distance": prim["identity_distance"].map(lambda v: "" if pd.isna(v) else f"{float(v):.4f}")
+        if "identity_distance" in prim.columns else "",
+    }, columns=OVERRIDE_COLUMNS).sort_values("source_path", kind="stable")
+    atomic_write_text(path, rows.to_csv(index=False, lineterminator="\n"))
+
+
+def build_build_report(build_dir: str | Path, out_dir: str | Path | None = None) -> Path:
+    build_dir = Path(build_dir)
+    out = Path(out_dir) if out_dir else build_dir / "report"
+    if not (build_dir / "build.json").is_file():
+        raise ConfigError(f"{build_dir} is not a build output folder (no build.json)")
+    meta = json.loads((build_dir / "build.json").read_text(encoding="utf-8"))
+    man = read_table(build_dir / "manifest.parquet")
+    crawl = Path(meta.get("crawl", ""))
+    A = out / "assets"
+    A.mkdir(parents=True, exist_ok=True)
+    copy_static(A)
+
+    def thumb_of(row: dict) -> str | None:
+        if row.get("decision") == "accepted" and _s(row.get("output_path")):
+            src = build_dir / row["output_path"]
+        else:
+            src = crawl / _s(row.get("source_path"))
+        name = assets.thumbnail(src, A, width=128) if src.is_file() else None
+        return f"assets/{name}" if name else None
+
+    rows = man.to_dict("records")
+    prim = [r for r in rows if r.get("is_primary", True) in (True, 1, None) or r.get("is_primary") is np.True_]
+    for r in progress(prim, desc="report thumbnails"):
+        r["thumb"] = thumb_of(r)
+
+    # per identity folder: accepted then rejected
+    groups: dict[str, dict[str, list]] = defaultdict(lambda: {"accepted": [], "rejected": []})
+    for r in prim:
+        folder = _s(r.get("assigned_folder")) or _s(r.get("identity_folder"))
+        groups[folder]["accepted" if r["decision"] == "accepted" else "rejected"].append(r)
+    identities = [{"folder": f, "identity_id": next((_s(r.get("identity_id")) for r in g["accepted"]), ""),
+                   "accepted": sorted(g["accepted"], key=lambda r: _s(r.get("output_path"))),
+                   "rejected": sorted(g["rejected"], key=lambda r: _s(r.get("source_path")))}
+                  for f, g in sorted(groups.items())]
+
+    # duplicate groups: the kept copy and what was removed as its duplicate
+    by_src = {_s(r["source_path"]): r for r in prim}
+    dup: dict[str, list] = defaultdict(list)
+    for r in prim:
+        if _s(r.get("duplicate_of")) and r.get("reason") in ("exact_duplicate", "near_duplicate"):
+            dup[_s(r["duplicate_of"])].append(r)
+    duplicates = [{"kept": by_src.get(k, {"source_path": k, "thumb": None}), "removed": v} for k, v in sorted(dup.items())]
+    outliers = sorted([r for r in prim if r.get("reason") == "identity_outlier"],
+                      key=lambda r: -float(r.get("identity_distance") or 0))
+    coll_path = build_dir / "collisions.csv"
+    collisions = pd.read_csv(coll_path).to_dict("records") if coll_path.is_file() and coll_path.stat().st_size else []
+
+    plots = []
+    ids_csv = build_dir / "identities.csv"
+    if ids_csv.is_file():
+        counts = pd.read_csv(ids_csv, dtype={"identity_id": str})["count"].value_counts().sort_index()
+        name = assets.asset_name("per-identity", ext=".png")
+        assets.plot_bars({str(k): int(v) for k, v in counts.items()}, "identities by number of images", A / name)
+        plots.append({"src": f"assets/{name}", "title": "images per identity"})
+    dist_path = build_dir / "distances.parquet"
+    threshold = (meta.get("thresholds") or {}).get("identity_threshold")
+    if dist_path.is_file():
+        d = pd.read_parquet(dist_path)
+        if len(d):
+            name = assets.asset_name("distances", ext=".png")
+            assets.plot_histograms({k: d[d["kind"] == k]["distance"].to_numpy(float) for k in ("same", "different")},
+                                   "identity distance", A / name, threshold=threshold)
+            plots.append({"src": f"assets/{name}", "title": "same- vs different-identity distances"})
+
+    write_overrides_template(man, out / "overrides_template.csv")
+    raw_funnel = meta.get("funnel", {})
+    funnel = {k: raw_funnel[k] for k in FUNNEL_ORDER if k in raw_funnel}
+    funnel.update({k: v for k, v in raw_funnel.items() if k not in funnel})
+    html = render("build.html", meta=meta, funnel=funnel, reasons=meta.get("reasons", {}),
+                  identities=identities, duplicates=duplicates, outliers=outliers, collisions=collisions, plots=plots,
+                  threshold=threshold, n_inputs=meta.get("inputs", len(prim)))
+    atomic_write_text(out / "index.html", html)
+    return out / "index.html"

@@ -1,0 +1,56 @@
+// Gallery paging and sorting. Data comes from gallery-data.js (window.CELEBREF_GALLERY);
+// every string from the data is inserted with textContent, never innerHTML (names are untrusted).
+(function () {
+  "use strict";
+  var G = window.CELEBREF_GALLERY;
+  var body = document.getElementById("gallery-body");
+  if (!G || !body) { return; }
+  var sortSel = document.getElementById("gallery-sort");
+  var pageInfo = document.getElementById("gallery-page");
+  var page = 0;
+  var rows = G.rows.slice();
+
+  function key(row, k) {
+    if (!k) { return 0; }
+    var parts = k.split(":"), m = parts[0], metric = parts.slice(1).join(":");
+    var v = row.values[m] ? row.values[m][metric] : null;
+    if (v === null || v === undefined) { return -Infinity; }
+    return (G.higher[metric] === false) ? -v : v;
+  }
+  function sortRows(k) {
+    rows.sort(function (a, b) { var d = key(a, k) - key(b, k); return d !== 0 ? d : (a.id < b.id ? -1 : a.id > b.id ? 1 : 0); });
+  }
+  function cellFor(c) {
+    var td = document.createElement("td");
+    if (c.thumb) {
+      var img = document.createElement("img"); img.src = c.thumb; img.loading = "lazy"; img.alt = c.label; td.appendChild(img);
+      if (c.detail) { var d = document.createElement("img"); d.src = c.detail; d.loading = "lazy"; d.alt = c.label + " detail"; td.appendChild(d); }
+    } else {
+      td.className = "failed"; td.textContent = (c.status || "missing") + (c.reason ? ": " + c.reason : "");
+    }
+    return td;
+  }
+  function draw() {
+    var n = Math.max(1, Math.ceil(rows.length / G.page_size));
+    page = Math.min(Math.max(page, 0), n - 1);
+    while (body.firstChild) { body.removeChild(body.firstChild); }
+    rows.slice(page * G.page_size, (page + 1) * G.page_size).forEach(function (row) {
+      var tr = document.createElement("tr");
+      var th = document.createElement("td"); th.textContent = row.id;
+      if (row.identity) { var s = document.createElement("div"); s.className = "small"; s.textContent = row.identity; th.appendChild(s); }
+      var vals = document.createElement("div"); vals.className = "small";
+      var k = sortSel ? sortSel.value : G.default_sort;
+      if (k) { var p = k.split(":"); var v = row.values[p[0]] ? row.values[p[0]][p.slice(1).join(":")] : null; vals.textContent = k + " = " + (v === null || v === undefined ? "n/a" : v); }
+      th.appendChild(vals); tr.appendChild(th);
+      row.cells.forEach(function (c) { tr.appendChild(cellFor(c)); });
+      body.appendChild(tr);
+    });
+    if (pageInfo) { pageInfo.textContent = "page " + (page + 1) + " of " + n + " (" + rows.length + " images)"; }
+  }
+  if (sortSel) { sortSel.addEventListener("change", function () { sortRows(sortSel.value); page = 0; draw(); }); }
+  var prev = document.getElementById("gallery-prev"), next = document.getElementById("gallery-next");
+  if (prev) { prev.addEventListener("click", function () { page -= 1; draw(); }); }
+  if (next) { next.addEventListener("click", function () { page += 1; draw(); }); }
+  sortRows(G.default_sort);
+  draw();
+})();
