@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from celebref.errors import CelebrefError, UnknownNameError
-from celebref.face import Detection, available_backends, backend_status, get_backend
+from celebref.face import Detection, available_backends, backend_status, clear_cache, get_backend
 from celebref.face.base import FaceAnalysisError
 from celebref.face.landmark_io import (
     LandmarkFileError,
@@ -371,3 +371,132 @@ def test_bad_landmark_files(tmp_path):
         read_landmarks(tmp_path / "absent.txt")
     with pytest.raises(ValueError):
         format_landmarks(np.zeros((5, 2)))
+
+
+# --- insightface backend end to end, with tiny hand-written ONNX stand-ins for the buffalo_l files ----------
+# (no onnx package here: the protobuf is written directly; the networks are trivial but have the real
+# input/output layout, so the backend's pre/post-processing runs exactly as with the real files)
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _field(num: int, payload: bytes | int | str) -> bytes:
+    if isinstance(payload, int):
+        return _varint(num << 3) + _varint(payload)
+    data = payload.encode() if isinstance(payload, str) else payload
+    return _varint(num << 3 | 2) + _varint(len(data)) + data
+
+
+def _value_info(name: str, dims) -> bytes:
+    shape = b"".join(_field(1, _field(2, d) if isinstance(d, str) else _field(1, d)) for d in dims)
+    return _field(1, name) + _field(2, _field(1, _field(1, 1) + _field(2, shape)))
+
+
+def _tensor(name: str, arr: np.ndarray) -> bytes:
+    arr = np.ascontiguousarray(arr, dtype="<f4")
+    return b"".join(_field(1, int(d)) for d in arr.shape) + _field(2, 1) + _field(8, name) + _field(9, arr.tobytes())
+
+
+def _node(op: str, inputs, outputs, ints: dict | None = None) -> bytes:
+    out = b"".join(_field(1, i) for i in inputs) + b"".join(_field(2, o) for o in outputs) + _field(4, op)
+    for k, v in (ints or {}).items():
+        out += _field(5, _field(1, k) + _field(3, v) + _field(20, 2))
+    return out
+
+
+def _model(nodes, inputs, outputs, inits) -> bytes:
+    graph = (b"".join(_field(1, n) for n in nodes) + _field(2, "g") + b"".join(_field(5, t) for t in inits)
+             + b"".join(_field(11, v) for v in inputs) + b"".join(_field(12, v) for v in outputs))
+    return _field(1, 8) + _field(8, _field(1, "") + _field(2, 13)) + _field(7, graph)
+
+
+def _fake_detector(size: int = 640) -> tuple[bytes, dict]:
+    """det_10g layout: input (1, 3, size, size); outputs scores/boxes/points for strides 8, 16, 32 (constants).
+    One face at stride 16, cell (x=10, y=12), anchor 0, score 0.9; a weaker duplicate (anchor 1, 0.7) that NMS
+    must drop; a sub-threshold candidate (0.3) elsewhere."""
+    tensors = {}
+    for s in (8, 16, 32):
+        n = (size // s) ** 2 * 2
+        tensors[f"score{s}"] = np.zeros((n, 1))
+        tensors[f"bbox{s}"] = np.ones((n, 4))
+        tensors[f"kps{s}"] = np.zeros((n, 10))
+    i = (12 * (size // 16) + 10) * 2  # centre (160, 192) in network pixels
+    tensors["score16"][i] = 0.9
+    tensors["bbox16"][i] = [3, 4, 3, 4]
+    tensors["kps16"][i] = [-1, -1, 1, -1, 0, 0, -0.8, 1.5, 0.8, 1.5]
+    tensors["score16"][i + 1] = 0.7
+    tensors["bbox16"][i + 1] = [3, 4, 3.2, 4]
+    tensors["score8"][5] = 0.3
+    names = [f"{k}{s}" for k in ("score", "bbox", "kps") for s in (8, 16, 32)]
+    nodes = [_node("Identity", [f"c_{n}"], [n]) for n in names]
+    inits = [_tensor(f"c_{n}", tensors[n]) for n in names]
+    outputs = [_value_info(n, tensors[n].shape) for n in names]
+    expected = {"box": (2 * 112.0, 2 * 128.0, 2 * 208.0, 2 * 256.0), "centre": np.array([160.0, 192.0])}
+    return _model(nodes, [_value_info("input.1", [1, 3, size, size])], outputs, inits), expected
+
+
+def _fake_recogniser() -> bytes:
+    """w600k_r50 layout: input (N, 3, 112, 112) -> per-channel means, shape (N, 3)."""
+    nodes = [_node("GlobalAveragePool", ["input.1"], ["gap"]), _node("Flatten", ["gap"], ["683"], {"axis": 1})]
+    return _model(nodes, [_value_info("input.1", ["N", 3, 112, 112])], [_value_info("683", ["N", 3])], [])
+
+
+@pytest.fixture()
+def fake_buffalo(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    from celebref.weights import env_var, get
+
+    root = tmp_path / "buffalo_l"
+    root.mkdir()
+    det, expected = _fake_detector()
+    (root / "det_10g.onnx").write_bytes(det)
+    (root / "w600k_r50.onnx").write_bytes(_fake_recogniser())
+    for member in get("insightface-buffalo_l").members:  # the unused members only need to exist
+        if not (root / member).exists():
+            (root / member).write_bytes(b"")
+    monkeypatch.setenv(env_var("insightface-buffalo_l"), str(root))
+    yield root, expected
+    clear_cache()  # no stand-in backend may outlive this test
+
+
+def test_insightface_backend_pipeline_with_stand_in_models(fake_buffalo, caplog):
+    from celebref.face.insightface_backend import InsightFaceBackend
+
+    root, expected = fake_buffalo
+    be = InsightFaceBackend(root=root)
+    img = np.zeros((960, 1280, 3), np.uint8)  # letterboxed into 640x480: everything scales back by 2
+    img[:, :] = (255, 0, 0)
+    dets = be.detect(img)
+    assert len(dets) == 1  # the duplicate is suppressed, the weak candidate thresholded away
+    d = dets[0]
+    np.testing.assert_allclose(d.box, expected["box"], atol=1e-4)
+    assert d.score == pytest.approx(0.9) and d.backend == "insightface" and d.model == "det_10g.onnx"
+    c = 2 * expected["centre"]
+    np.testing.assert_allclose(d.points5, c + 32 * np.array([[-1, -1], [1, -1], [0, 0], [-0.8, 1.5], [0.8, 1.5]]),
+                               atol=1e-4)
+    # ArcFace input: RGB, (x - 127.5) / 127.5. A pure red crop -> channel means (1, -1, -1) -> normalised
+    emb = be.embed(img, d)
+    np.testing.assert_allclose(emb, np.array([1, -1, -1]) / np.sqrt(3), atol=1e-5)
+    green = np.zeros_like(img)
+    green[:, :] = (0, 255, 0)
+    batch = be.embed_batch([img, green], [d, d])
+    np.testing.assert_allclose(batch[1], np.array([-1, 1, -1]) / np.sqrt(3), atol=1e-5)
+    lm = be.landmarks68(img, d)
+    assert lm.shape == (68, 2)
+    assert set(be.models) == {"detector", "embedding", "landmarks68"}
+    assert be.models["detector"].startswith("det_10g.onnx@sha256:")
+
+    # with the files present, "auto" picks insightface and says so
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the stand-ins do not match buffalo_l's published hashes
+        with caplog.at_level(logging.INFO, logger="celebref.face"):
+            auto = get_backend(None)
+    assert auto.name == "insightface" and "auto -> insightface" in auto.selection
+    assert available_backends()[0] == "insightface"

@@ -61,14 +61,16 @@ def buffalo_dir() -> Path:
 
 
 def missing_files() -> list[str]:
-    """What is missing for this backend (empty when it can run)."""
+    """What is missing for this backend (empty when it can run): the pack's member files the weight store
+    requires (all of buffalo_l's), at the location it resolves."""
     try:
         from .. import weights  # noqa: PLC0415
 
         path, _ = weights.resolve(WEIGHT_NAME)
+        members = tuple(weights.get(WEIGHT_NAME).members) or (DETECTOR_FILE, RECOGNITION_FILE)
     except Exception as exc:  # noqa: BLE001 - any failure of the optional store means "not available"
         return [f"weight store unavailable ({exc})"]
-    return [str(path / f) for f in (DETECTOR_FILE, RECOGNITION_FILE) if not (path / f).is_file()]
+    return [str(path / f) for f in members if not (path / f).is_file()]
 
 
 # --- geometry (pure numpy; tested without weights) ----------------------------------------------------
