@@ -500,3 +500,26 @@ def test_insightface_backend_pipeline_with_stand_in_models(fake_buffalo, caplog)
             auto = get_backend(None)
     assert auto.name == "insightface" and "auto -> insightface" in auto.selection
     assert available_backends()[0] == "insightface"
+
+
+def test_thread_safe_lazy_loading_and_calls(mini):
+    """A fresh backend used from 4 threads at once: models load once and every thread gets the same answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from celebref.face.dlib_backend import DlibBackend
+
+    be = DlibBackend()
+    i = mini["ok"][3]
+    img = mini["hq_imgs"][i]
+
+    def work(_):
+        d = max(be.detect(img), key=lambda x: x.area)
+        return be.landmarks68(img, d), be.embed(img, d)
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(work, range(4)))
+    for lm, emb in results:
+        np.testing.assert_array_equal(lm, mini["lms"][i])
+        np.testing.assert_allclose(emb, mini["emb"][3], atol=1e-6)
+    rec = mini["faces"][i].to_dict()
+    assert rec["backend"] == "dlib" and len(rec["box"]) == 4 and len(rec["points5"]) == 5

@@ -21,7 +21,7 @@ Every detection carries ``backend`` and ``model`` (which made it) and every back
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -33,7 +33,7 @@ class FaceAnalysisError(CelebrefError):
     """A face-analysis backend cannot run (missing package or model files) or got unusable input."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq=False: compared by identity (numpy fields make == ambiguous)
 class Detection:
     """One detected face.
 

@@ -126,7 +126,7 @@ class DlibBackend(FaceBackend):
     embedding_dim = 128
     #: on L2-normalised descriptors: dlib's raw 0.6 divided by the typical raw norm (1.5). On celebref-mini
     #: (578 same / 2272 different pairs) same-identity distances are 0.263 +- 0.044 (max 0.397), different
-    #: 0.572 +- 0.054 (min 0.345).
+    #: 0.572 +- 0.054 (min 0.345); at 0.40 every same pair matches and 7 different pairs (0.3 %) do too.
     same_identity_threshold = 0.40
 
     def __init__(self, detector: str = "hog", upsample: int = 0):
