@@ -136,7 +136,7 @@ def get_backend(name: str | None = None, **options) -> FaceBackend:
     if unknown:
         raise ConfigError(f"face backend {name!r} has no option {', '.join(unknown)} "
                           f"(options: {', '.join(sorted(_accepted_options(name)))})")
-    key = (name, tuple(sorted(options.items())), _location(name))
+    key = (name, tuple(sorted((k, repr(v)) for k, v in options.items())), _location(name))
     with _cache_lock:
         if key not in _cache:
             _cache[key] = _backend_class(name)(**options)
