@@ -1,0 +1,1 @@
+"""CodeFormer (sczhou/CodeFormer), reimplemented for celebref: :mod:`.arch` (network), :mod:`.method` (the ``codeformer`` method)."""

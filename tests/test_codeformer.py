@@ -1,0 +1,146 @@
+"""CodeFormer: state-dict layout, golden parity with the official code at every fidelity weight of the
+fixture, code lookup, the method (w parameter, batching, per-image errors) and weight loading.
+
+Goldens: ``$CELEBREF_GOLDEN_DIR/codeformer`` (see its README). Salt, scale adjustment, the list of w values
+and file names come from ``case_*.report.json`` / ``spec.json``; tolerances are the README's
+"Recommended acceptance".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from baselines.base import STATUS_ERROR, STATUS_OK, RestoreItem
+from baselines.codeformer.arch import CodeFormerNet
+from baselines.codeformer.method import CodeFormerMethod
+from baselines.registry import create_method
+from celebref.errors import ConfigError, WeightError
+
+# README "Recommended acceptance" for float32
+TOL_W0_MAX, TOL_W_POS_MAX, TOL_MEAN = 5e-5, 5e-4, 1e-5
+TOL_LOGITS, TOL_LQ_FEAT = 1e-4, 1e-4
+TOL_UINT8_FRAC_OFF_BY_ONE = 1e-3  # same acceptance as the GFPGAN golden for uint8 images
+
+
+def _w_of(key: str) -> float:
+    """``"w0_5"`` (the fixture's naming of a fidelity weight) -> 0.5."""
+    m = re.fullmatch(r"w(\d+)_(\d+)", key)
+    assert m, f"unexpected w key {key!r}"
+    return float(f"{m.group(1)}.{m.group(2)}")
+
+
+def _golden_weights(synth_weights, root: Path, report: dict) -> dict[str, torch.Tensor]:
+    spec = json.loads((root / "spec.json").read_text())
+    sd = synth_weights.synth_state_dict(synth_weights.load_spec(root / "spec.json"), report["salt"])
+    for pattern, factor in report.get("scale_adjust", {}).items():
+        hits = [k for k in sd if re.search(pattern, k)]  # regex (a plain key fragment also matches itself)
+        assert hits, f"scale adjustment {pattern!r} matches no key"
+        for k in hits:
+            sd[k] = sd[k] * factor
+    if report["salt"] == spec.get("synth_salt") and spec.get("synth_digest_sha256_after_scale_adjust"):
+        assert synth_weights.digest(sd) == spec["synth_digest_sha256_after_scale_adjust"]
+    return sd
+
+
+@pytest.fixture(scope="module")
+def golden(golden_dir, synth_weights):
+    root = golden_dir / "codeformer"
+    reports = sorted(root.glob("case_*.report.json"))
+    if not reports:
+        pytest.skip(f"no CodeFormer golden cases in {root}")
+    report_path = reports[0]
+    report = json.loads(report_path.read_text())
+    arrays = dict(np.load(report_path.with_name(report_path.name.replace(".report.json", ".npz"))))
+    method = CodeFormerMethod.from_state_dict(_golden_weights(synth_weights, root, report))
+    return report, arrays, method
+
+
+def test_state_dict_layout_matches_official_spec(golden_dir):
+    spec = json.loads((golden_dir / "codeformer" / "spec.json").read_text())
+    net = CodeFormerNet()
+    ours = [(k, list(v.shape), str(v.dtype).replace("torch.", "")) for k, v in net.state_dict().items()]
+    assert ours == [(k, list(s), d) for k, s, d in spec["entries"]]
+    assert sum(p.numel() for p in net.parameters()) == spec["num_parameter_elements"]
+    assert len(list(net.buffers())) == spec["num_buffer_tensors"]
+
+
+@pytest.mark.golden
+def test_golden_forward_every_w(golden):
+    report, arrays, method = golden
+    x = torch.from_numpy(arrays["input"])
+    assert report["ws"], "fixture lists no fidelity weights"
+    for key in report["ws"]:
+        w = _w_of(key)
+        with torch.inference_mode():
+            out, extras = method.net(x, w=w, adain_codes=True, return_extras=True)
+        diff = (out - torch.from_numpy(arrays[f"output_{key}"])).abs()
+        print(f"codeformer golden w={w}: max|d|={diff.max().item():.3g} mean|d|={diff.mean().item():.3g}")
+        assert diff.max().item() <= (TOL_W0_MAX if w == 0 else TOL_W_POS_MAX), key
+        assert diff.mean().item() <= TOL_MEAN, key
+        assert torch.equal(extras["top_idx"], torch.from_numpy(arrays["top_idx"])), key
+        assert (extras["logits"] - torch.from_numpy(arrays["logits"])).abs().max().item() <= TOL_LOGITS
+        assert (extras["lq_feat"] - torch.from_numpy(arrays["lq_feat"])).abs().max().item() <= TOL_LQ_FEAT
+
+
+@pytest.mark.golden
+def test_method_batch_matches_golden_and_isolates_bad_items(golden):
+    report, arrays, method = golden
+    lq = arrays["lq_rgb_uint8"]
+    key = next(k for k in report["ws"] if _w_of(k) > 0)  # exercise the fusion path
+    m = CodeFormerMethod(w=_w_of(key))
+    m.net, m.loaded = method.net, True  # share the loaded network
+    items = [RestoreItem("x", lq), RestoreItem("gray", lq[:, :, 0]), RestoreItem("y", np.ascontiguousarray(lq[::-1]))]
+    res = m.restore(items)
+    assert [r.status for r in res] == [STATUS_OK, STATUS_ERROR, STATUS_OK]
+    assert "RGB uint8" in res[1].reason
+    off = np.abs(res[0].image.astype(int) - arrays[f"output_{key}_rgb_uint8"].astype(int))
+    assert off.max() <= 1 and (off > 0).mean() <= TOL_UINT8_FRAC_OFF_BY_ONE
+    assert res[2].image.shape == lq.shape and res[2].image.dtype == np.uint8
+
+
+def test_code_lookup_equals_one_hot_matmul():
+    net = CodeFormerNet()
+    idx = torch.randint(0, 1024, (2, 256), generator=torch.Generator().manual_seed(0))
+    got = net.quantize.lookup(idx, 2, 16)
+    one_hot = torch.nn.functional.one_hot(idx.reshape(-1), 1024).float()
+    want = (one_hot @ net.quantize.embedding.weight).view(2, 16, 16, 256).permute(0, 3, 1, 2)
+    assert torch.equal(got, want)
+    assert torch.equal(got[1, :, 3, 5], net.quantize.embedding.weight[idx[1, 3 * 16 + 5]])
+
+
+def test_w_parameter_and_labels():
+    assert create_method("codeformer").label == "codeformer"
+    m = create_method("codeformer:w=0.7", device="cpu", precision="fp32", landmark_policy="skip")
+    assert isinstance(m, CodeFormerMethod) and m.params["w"] == 0.7 and m.label == "codeformer:w=0.7"
+    assert create_method("codeformer:w=1").label == "codeformer:w=1.0"
+    for bad in ("codeformer:w=1.5", "codeformer:w=-0.1", "codeformer:w=high", "codeformer:fidelity=0.3"):
+        with pytest.raises(ConfigError):
+            create_method(bad)
+
+
+def test_missing_weights_raise_weight_error():
+    with pytest.raises(WeightError, match="codeformer.pth"):
+        CodeFormerMethod().load()
+
+
+def test_checkpoint_needs_params_ema(monkeypatch):
+    from celebref import weights as store
+
+    sd = CodeFormerNet().state_dict()
+    monkeypatch.setattr(store, "load_torch_checkpoint", lambda name: {"params_ema": sd})
+    m = CodeFormerMethod()
+    m.load()
+    assert torch.equal(m.net.position_emb, sd["position_emb"])
+    monkeypatch.setattr(store, "load_torch_checkpoint", lambda name: {"params": sd})
+    with pytest.raises(WeightError, match="params_ema"):
+        CodeFormerMethod().load()
+    bad = dict(sd)
+    bad.pop("position_emb")
+    with pytest.raises(WeightError, match="position_emb"):
+        CodeFormerMethod.from_state_dict(bad)
