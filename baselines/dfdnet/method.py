@@ -1,0 +1,226 @@
+"""The ``dfdnet`` restoration method.
+
+Input contract: aligned 512x512 RGB uint8 faces (:mod:`celebref.imageio` convention; FFHQ-template
+crops as made by :mod:`.align` or the dataset builder). Internally the official ``obtain_inputs``
+recipe: an image that is not 512x512 is resized with PIL bicubic (``AddUpSample``; its landmarks
+are scaled with it), ``ToTensor`` (``uint8 / 255`` in float32), ``(x - 0.5) / 0.5``. Output: the
+official ``util.tensor2im``: clamp to ``[-1, 1]``, ``(x + 1) / 2 * 255`` in float32, truncated by
+``astype(uint8)``.
+
+Landmarks: ``RestoreItem.landmarks`` (68 (x, y) points on the given image) when present, else the
+68-point detector of the face-analysis backend (``celebref.face.get_backend``; param
+``face_backend``). Part boxes: :func:`baselines.dfdnet.parts.part_locations`; boxes whose crop
+would be empty at some VGG scale (the official forward raises on those) are rejected per image.
+
+Landmark-failure policy (``landmark_policy``): ``skip`` -> no output, status ``no_face`` (nothing
+detected) or ``landmarks_rejected``; ``input`` -> the input is copied, status ``fallback_input``;
+``generic`` -> DFDNet has no landmark-free mode (every scale swaps the four components), so it
+behaves like ``input`` (status ``fallback_input``, the reason says so).
+
+Params: ``matching`` (``fast``: precomputed atom statistics, the default; ``reference``: the official
+per-crop formulation, same atom choices, for checks), ``face_backend``. Spectral norm runs in
+evaluation mode (see :class:`baselines.dfdnet.layers.SNConv2d`). The official script processes one
+image per forward; here a batch of B images (each with its own boxes) runs in one forward.
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from baselines.base import (
+    STATUS_ERROR,
+    STATUS_FALLBACK_INPUT,
+    STATUS_LANDMARKS_REJECTED,
+    STATUS_NO_FACE,
+    STATUS_OK,
+    RestorationMethod,
+    RestoreItem,
+    RestoreResult,
+)
+from celebref.device import autocast
+
+from .dictionary import DictionarySet
+from .network import MATCHING_MODES, DFDNetGenerator
+from .parts import PartLocationError, invalid_crops, part_locations
+
+SIZE = 512
+
+
+def as_rgb512(img: np.ndarray) -> np.ndarray:
+    """RGB uint8 ``(H, W, 3)`` (or ``(H, W)`` grey) -> RGB uint8 ``(512, 512, 3)``; a not-512 image is
+    resized with PIL bicubic (official ``AddUpSample``)."""
+    a = np.asarray(img)
+    if a.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got {a.dtype}")
+    if a.ndim == 2:
+        a = np.repeat(a[:, :, None], 3, axis=2)
+    if a.ndim != 3 or a.shape[2] != 3:
+        raise ValueError(f"expected an RGB image (H, W, 3), got shape {a.shape}")
+    if a.shape[:2] != (SIZE, SIZE):
+        from PIL import Image
+
+        a = np.asarray(Image.fromarray(a).resize((SIZE, SIZE), Image.BICUBIC))
+    return a
+
+
+def to_dfdnet_tensor(img: np.ndarray) -> torch.Tensor:
+    """RGB uint8 image -> ``(1, 3, 512, 512)`` float32 in ``[-1, 1]``: :func:`as_rgb512`, then
+    ``ToTensor`` (``/ 255`` in float32) and ``(x - 0.5) / 0.5``."""
+    a = as_rgb512(img)
+    t = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))).float().div(255)
+    return t.sub_(0.5).div_(0.5).unsqueeze(0)
+
+
+def from_dfdnet_tensor(t: torch.Tensor) -> np.ndarray:
+    """``(3, H, W)`` or ``(1, 3, H, W)`` in ``[-1, 1]`` -> RGB uint8 ``(H, W, 3)`` (official
+    ``tensor2im``: clamp, ``(x + 1) / 2 * 255`` in float32, truncation)."""
+    if t.dim() == 4:
+        t = t[0]
+    x = t.detach().cpu().float().clamp(-1, 1).numpy()
+    y = (np.transpose(x, (1, 2, 0)) + np.float32(1)) / np.float32(2.0) * np.float32(255.0)
+    return y.astype(np.uint8)
+
+
+def _scaled_landmarks(lm: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    h, w = shape[:2]
+    lm = np.asarray(lm, dtype=np.float64)
+    if (h, w) != (SIZE, SIZE):
+        lm = lm * np.array([SIZE / w, SIZE / h])
+    return lm
+
+
+class DFDNetMethod(RestorationMethod):
+    """DFDNet (Li et al., ECCV 2020): VGG features swapped with multi-scale component dictionaries."""
+
+    name: ClassVar[str] = "dfdnet"
+    description: ClassVar[str] = "DFDNet (Li et al., ECCV 2020), multi-scale component dictionaries"
+    needs_references: ClassVar[bool] = False
+    needs_landmarks: ClassVar[bool] = True
+    weights: ClassVar[tuple[str, ...]] = ("dfdnet-generator", "dfdnet-dictionary")
+    input_size: ClassVar[int | None] = SIZE
+    param_defaults: ClassVar[dict[str, Any]] = {"face_backend": "auto", "matching": "fast"}
+
+    net: DFDNetGenerator | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if self.params["matching"] not in MATCHING_MODES:
+            from celebref.errors import ConfigError
+
+            raise ConfigError(f"dfdnet: matching must be one of {', '.join(MATCHING_MODES)}, got {self.params['matching']!r}")
+
+    # -- construction ----------------------------------------------------------------------------
+    @classmethod
+    def from_network(cls, net: DFDNetGenerator, **kwargs: Any) -> "DFDNetMethod":
+        """A loaded method around an existing generator with dictionaries (tests, benchmarks)."""
+        if net.dictionaries is None:
+            raise ValueError("the generator has no dictionaries")
+        m = cls(**kwargs)
+        m.net = net.to(m.device).eval()
+        m.loaded = True
+        return m
+
+    @classmethod
+    def from_state_dict(cls, state_dict: dict[str, torch.Tensor], dictionaries: DictionarySet, **kwargs: Any) -> "DFDNetMethod":
+        net = DFDNetGenerator(dictionaries)
+        net.load_state_dict(state_dict, strict=True)
+        return cls.from_network(net, **kwargs)
+
+    def load(self) -> None:
+        from celebref import weights as store
+        from celebref.errors import WeightError
+
+        sd = store.unwrap_state_dict(store.load_torch_checkpoint("dfdnet-generator"))
+        dictionaries = DictionarySet.load(store.weight_path("dfdnet-dictionary"))
+        net = DFDNetGenerator(dictionaries)
+        try:
+            net.load_state_dict(sd, strict=True)
+        except RuntimeError as e:
+            raise WeightError("the 'dfdnet-generator' file does not match the official DFDNet layout: "
+                              f"{str(e).splitlines()[0]}") from None
+        del sd
+        self.net = net.to(self.device).eval()
+        self.loaded = True
+
+    # -- landmarks -------------------------------------------------------------------------------
+    def _detect(self, img512: np.ndarray) -> np.ndarray | None:
+        from celebref.face import get_backend
+
+        name = self.params.get("face_backend") or None
+        return get_backend(None if name == "auto" else name).detect_landmarks68(img512)
+
+    def _boxes(self, img: np.ndarray, landmarks: np.ndarray | None, img512: np.ndarray) -> tuple[np.ndarray | None, str, str]:
+        """``(boxes (4,4) int64, status, reason)``; boxes None on failure."""
+        if landmarks is None:
+            lm = self._detect(img512)
+            if lm is None:
+                return None, STATUS_NO_FACE, "no face detected for the 68-point landmarks"
+        else:
+            lm = _scaled_landmarks(landmarks, img.shape)
+        try:
+            loc = part_locations(lm)
+        except PartLocationError as e:
+            return None, STATUS_LANDMARKS_REJECTED, str(e)
+        bad = invalid_crops(loc)
+        if bad:
+            return None, STATUS_LANDMARKS_REJECTED, f"empty component crop(s) {', '.join(bad)} (boxes {loc.tolist()})"
+        return loc, STATUS_OK, ""
+
+    def _failure(self, item: RestoreItem, status: str, reason: str) -> RestoreResult:
+        if self.landmark_policy == "skip":
+            return RestoreResult(item.id, None, status, reason)
+        note = (" (policy 'generic': DFDNet has no landmark-free mode, so the input is copied)"
+                if self.landmark_policy == "generic" else "")
+        return RestoreResult(item.id, np.array(item.image, copy=True), STATUS_FALLBACK_INPUT, f"{status}: {reason}{note}")
+
+    # -- running ---------------------------------------------------------------------------------
+    def forward_tensors(self, x: torch.Tensor, boxes: list[np.ndarray], record: dict[str, Any] | None = None) -> torch.Tensor:
+        """One batched forward on ``(B,3,512,512)`` ``[-1,1]`` inputs with host-side boxes."""
+        assert self.net is not None
+        with torch.inference_mode(), autocast(self.device, self.precision):
+            return self.net(x.to(self.device), boxes, matching=self.params["matching"], record=record)
+
+    def _run(self, batch: list[tuple[int, torch.Tensor, np.ndarray]]) -> list[np.ndarray]:
+        x = torch.cat([t for _, t, _ in batch], 0)
+        out = self.forward_tensors(x, [b for _, _, b in batch]).float().cpu()
+        return [from_dfdnet_tensor(out[j]) for j in range(len(batch))]
+
+    def _run_safely(self, batch: list[tuple[int, torch.Tensor, np.ndarray]], items: list[RestoreItem],
+                    results: list[RestoreResult | None]) -> None:
+        if not batch:
+            return
+        try:
+            images = self._run(batch)
+        except Exception:  # noqa: BLE001 - retry one by one: one image cannot fail the batch
+            if len(batch) == 1:
+                i = batch[0][0]
+                results[i] = RestoreResult(items[i].id, None, STATUS_ERROR, traceback.format_exc(limit=1).strip().splitlines()[-1])
+                return
+            for entry in batch:
+                self._run_safely([entry], items, results)
+            return
+        for (i, _, _), img in zip(batch, images):
+            results[i] = RestoreResult(items[i].id, img, STATUS_OK, "")
+
+    def _restore(self, items: list[RestoreItem]) -> list[RestoreResult]:
+        results: list[RestoreResult | None] = [None] * len(items)
+        batch = []
+        for i, item in enumerate(items):
+            try:
+                img = np.asarray(item.image)
+                img512 = as_rgb512(img)
+                x = to_dfdnet_tensor(img512)
+                boxes, status, reason = self._boxes(img, item.landmarks, img512)
+            except Exception as e:  # noqa: BLE001 - a bad image gets a status, the batch goes on
+                results[i] = RestoreResult(item.id, None, STATUS_ERROR, f"{type(e).__name__}: {e}")
+                continue
+            if boxes is None:
+                results[i] = self._failure(item, status, reason)
+                continue
+            batch.append((i, x, boxes))
+        self._run_safely(batch, items, results)
+        return [r for r in results if r is not None]

@@ -1,0 +1,338 @@
+"""DFDNet against the goldens made with the official code (``golden_dir``/dfdnet) and synthetic weights.
+
+Salts, digests, file names and the alias map come from the fixture's own metadata
+(``dev_case_meta.json``, ``spec.json``, ``dict_spec.json``). The weight recipe is the one in the
+fixture README ("Rebuilding the weights and dictionaries exactly"); the state-dict digest recorded in
+the meta file proves that it was followed. Tolerances: dfdnet/README.md, "How to use the fixture":
+float32 output max-abs 1e-4, ``output_uint8`` within +-1, boxes and atom choices exact (given in
+prose only; a ``tolerance`` entry in the meta file, if present, overrides the output bound).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from baselines.base import STATUS_FALLBACK_INPUT, STATUS_LANDMARKS_REJECTED, STATUS_NO_FACE, STATUS_OK, RestoreItem
+from baselines.dfdnet import align
+from baselines.dfdnet.dictionary import FEATURE_SIZES, PARTS, DictionarySet, match_fast, match_reference
+from baselines.dfdnet.method import DFDNetMethod, from_dfdnet_tensor, to_dfdnet_tensor
+from baselines.dfdnet.network import DFDNetGenerator
+from baselines.dfdnet.parts import boxes_per_scale, invalid_crops, part_locations
+
+OUT_ATOL = 1e-4  # README: float32 output within max-abs 1e-4
+UINT8_ATOL = 1  # README: output_uint8 within +-1
+SCORE_RTOL = 1e-5  # scores vs the float64 golden (the official float32 scores differ from it by ~3e-6)
+
+pytestmark = pytest.mark.golden
+
+
+# -- fixtures ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def gdir(golden_dir: Path) -> Path:
+    d = golden_dir / "dfdnet"
+    if not (d / "spec.json").is_file():
+        pytest.skip(f"no DFDNet goldens at {d}")
+    return d
+
+
+@pytest.fixture(scope="module")
+def spec(gdir: Path) -> dict:
+    return json.loads((gdir / "spec.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def dict_spec(gdir: Path) -> dict:
+    return json.loads((gdir / "dict_spec.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def meta(gdir: Path) -> dict:
+    return json.loads((gdir / "dev_case_meta.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def dev(gdir: Path) -> dict[str, np.ndarray]:
+    return dict(np.load(gdir / "dev_case.npz"))
+
+
+@pytest.fixture(scope="module")
+def sw(golden_dir: Path):
+    path = golden_dir / "synth_weights.py"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    s = importlib.util.spec_from_file_location("dfdnet_test_synth_weights", path)
+    mod = importlib.util.module_from_spec(s)
+    sys.modules[s.name] = mod
+    s.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def checkpoint(sw, gdir: Path, spec: dict, meta: dict) -> dict[str, torch.Tensor]:
+    """The full synthetic ``latest_net_G.pth`` state dict (all 386 keys), per the README recipe."""
+    entries = sw.load_spec(gdir / "spec.json")
+    salt = meta["salt"]
+    aliases = spec["aliases"]["map"]
+    sd = sw.synth_state_dict([e for e in entries if e[0] not in aliases], salt)
+    vgg = [e for e in entries if e[0].startswith("VggExtract.model.features.") and e[0].endswith(".weight")]
+    sd.update(sw.synth_state_dict(vgg, salt, gain=math.sqrt(2.0)))
+    m0 = torch.tensor([0.485, 0.456, 0.406]).double().view(1, 3, 1, 1)
+    s0 = torch.tensor([0.229, 0.224, 0.225]).double().view(1, 3, 1, 1)
+    sd["VggExtract.RGB_mean"] = (m0 + 0.02 * sd["VggExtract.RGB_mean"].double()).float()
+    sd["VggExtract.RGB_std"] = (s0 * (1 + 0.1 * sd["VggExtract.RGB_std"].double())).float()
+    k = torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]])
+    k = k / k.sum()
+    for key in [e[0] for e in entries if e[0].endswith(".conv1.0.weight") and e[0].startswith("up")]:
+        c = sd[key].shape[0]
+        sd[key] = k.view(1, 1, 3, 3).repeat(c, 1, 1, 1)
+        sd[key + "_flip"] = torch.flip(k, [0, 1]).view(1, 1, 3, 3).repeat(c, 1, 1, 1)
+    for dst, src in aliases.items():
+        sd[dst] = sd[src].clone()
+    sd = {e[0]: sd[e[0]] for e in entries}  # official order
+    assert sw.digest(sd) == meta["state_dict_digest"], "synthetic checkpoint differs from the fixture's (recipe not followed)"
+    return sd
+
+
+@pytest.fixture(scope="module")
+def dict_arrays(sw, dict_spec: dict, meta: dict) -> dict[str, torch.Tensor]:
+    dd = sw.synth_state_dict([(e["key"], e["shape"], e["dtype"]) for e in dict_spec["entries"]], meta["dict_salt"])
+    assert sw.digest(dd) == meta["dict_digest"]
+    return dd
+
+
+@pytest.fixture(scope="module")
+def net(checkpoint, dict_arrays) -> DFDNetGenerator:
+    g = DFDNetGenerator(DictionarySet.from_arrays(dict_arrays))
+    g.load_state_dict(checkpoint, strict=True)  # the checkpoint unchanged, strict
+    return g.eval()
+
+
+def _flipped(dev: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """A second, different test image: the dev LQ mirrored, with mirrored landmarks (other boxes)."""
+    img = np.ascontiguousarray(dev["lq_uint8"][:, ::-1])
+    lm = dev["landmarks"].copy()
+    lm[:, 0] = 511.0 - lm[:, 0]
+    return img, lm
+
+
+@pytest.fixture(scope="module")
+def batch_run(net, dev) -> dict:
+    """One batched forward of [dev, mirrored dev], each with its own boxes."""
+    img2, lm2 = _flipped(dev)
+    x = torch.cat([to_dfdnet_tensor(dev["lq_uint8"]), to_dfdnet_tensor(img2)], 0)
+    boxes = [part_locations(dev["landmarks"]), part_locations(lm2)]
+    rec: dict = {}
+    with torch.inference_mode():
+        out = net(x, boxes, record=rec)
+    return {"out": out, "rec": rec, "boxes": boxes, "img2": img2, "lm2": lm2}
+
+
+# -- layout -----------------------------------------------------------------------------------------
+def test_state_dict_layout_equals_spec(net, spec):
+    sd = net.state_dict()
+    assert [k for k in sd] == [e[0] for e in spec["entries"]]
+    assert {k: tuple(v.shape) for k, v in sd.items()} == {e[0]: tuple(e[1]) for e in spec["entries"]}
+    assert len(sd) == spec["num_entries"]
+
+
+def test_vgg_alias_keys_share_tensors_and_later_key_wins(net, checkpoint, spec):
+    src, dst = next(iter(spec["aliases"]["map"].items()))[::-1]  # dst = VggExtract.features.*, src = model.features.*
+    vgg = net.VggExtract
+    bad = dict(checkpoint)
+    bad[dst] = checkpoint[dst] * 2  # the two keys disagree: the official load order makes features.* win
+    try:
+        net.load_state_dict(bad, strict=True)
+        block, idx, leaf = dst.split(".")[2:5]
+        assert vgg.features[int(block)]._modules[idx] is vgg.model.features[int(idx)]
+        assert torch.equal(getattr(vgg.model.features[int(idx)], leaf), bad[dst])
+    finally:
+        net.load_state_dict(checkpoint, strict=True)
+    assert torch.equal(getattr(vgg.model.features[int(idx)], leaf), checkpoint[src])
+
+
+def test_strict_load_rejects_wrong_or_missing_keys(checkpoint):
+    g = DFDNetGenerator()
+    wrong = dict(checkpoint)
+    wrong["VggExtract.model.classifier.6.bias"] = torch.zeros(999)  # an unused entry, still checked
+    with pytest.raises(RuntimeError, match="classifier.6.bias"):
+        g.load_state_dict(wrong, strict=True)
+    missing = {k: v for k, v in checkpoint.items() if not k.startswith("to_rgb3")}
+    with pytest.raises(RuntimeError, match="to_rgb3"):
+        g.load_state_dict(missing, strict=True)
+
+
+def test_spectral_norm_is_eval_mode_from_stored_vectors(net, checkpoint):
+    conv = net.le_256[0]
+    w = checkpoint["le_256.0.weight_orig"].double()
+    u, v = checkpoint["le_256.0.weight_u"].double(), checkpoint["le_256.0.weight_v"].double()
+    expected = w / (u @ (w.reshape(w.shape[0], -1) @ v))
+    torch.testing.assert_close(conv.normalized_weight().double(), expected, rtol=1e-6, atol=1e-9)
+    before = conv.weight_u.clone()
+    with torch.inference_mode():
+        conv(torch.zeros(1, 128, 4, 4))
+    assert torch.equal(conv.weight_u, before)  # no power iteration
+
+
+# -- preprocessing and boxes --------------------------------------------------------------------------
+def test_input_and_output_conversions(dev):
+    assert torch.equal(to_dfdnet_tensor(dev["lq_uint8"]), torch.from_numpy(dev["input"]))
+    assert np.array_equal(from_dfdnet_tensor(torch.from_numpy(dev["output"])), dev["output_uint8"])
+
+
+def test_part_locations_exact(gdir, dev):
+    z = np.load(gdir / "part_locations.npz")
+    for name, lm, loc, per_scale in zip(z["names"], z["landmarks"], z["part_locations"], z["part_boxes_per_scale"]):
+        got = part_locations(lm)
+        assert np.array_equal(got, loc), name
+        assert np.array_equal(boxes_per_scale(got, FEATURE_SIZES), per_scale), name
+    assert np.array_equal(part_locations(dev["landmarks"]), dev["part_locations"])
+    assert np.array_equal(boxes_per_scale(dev["part_locations"], FEATURE_SIZES), dev["part_boxes_per_scale"])
+
+
+def test_invalid_crops_are_detected():
+    lm = np.full((68, 2), 256.0)
+    lm[:, 0] += np.arange(68) % 7
+    lm[:, 1] += np.arange(68) % 5
+    assert invalid_crops(part_locations(lm)) == []
+    # boxes entirely left of / above the image are Python slices from the far end: not empty (official)
+    assert invalid_crops(part_locations(lm - 300.0)) == []
+    # boxes straddling 0 (start < 0 < end) are empty slices: the official forward fails on them
+    assert len(invalid_crops(part_locations(lm - 259.0))) == 16
+
+
+def test_alignment_matches_official(gdir):
+    z = np.load(gdir / "alignment.npz")
+    np.testing.assert_array_equal(align.FFHQ_TEMPLATE_512, z["reference_template_512"])
+    for i, src in enumerate(z["source_5pts"]):
+        np.testing.assert_allclose(align.alignment_matrix(src), z["M"][i], rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(align.inverse_matrix(src, 4, savetxt_rounding=False), z["inverse_M_upscale4"][i], rtol=1e-9, atol=1e-9)
+        np.testing.assert_array_equal(align.inverse_matrix(src, 4), z["inverse_M_upscale4_savetxt"][i])
+    crop, m = align.align_face(z["whole_uint8"], z["whole_source_5pts"])
+    np.testing.assert_allclose(m, z["whole_M"], rtol=1e-9, atol=1e-9)
+    assert crop.shape == z["whole_crop_uint8"].shape
+    assert np.abs(crop.astype(np.int16) - z["whole_crop_uint8"]).max() <= 1
+
+
+# -- dictionaries -------------------------------------------------------------------------------------
+def test_dictionary_folder_loading(tmp_path, dict_spec):
+    """The 16 files of dict_spec.json, read from a folder (or its DictionaryCenter512 parent); a small K."""
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for e in dict_spec["entries"]:
+        a = rng.standard_normal((2, e["shape"][1])).astype(np.float32)
+        arrays[e["key"]] = a
+        path = tmp_path / e["file"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, a)
+    d_parent = DictionarySet.load(tmp_path)
+    d_folder = DictionarySet.load(tmp_path / Path(dict_spec["entries"][0]["file"]).parent)
+    for e in dict_spec["entries"]:
+        for d in (d_parent, d_folder):
+            c = d[e["feature_size"]][e["component"]]
+            assert list(c.atoms.shape) == [2] + e["reshaped_to"][1:]
+            assert np.array_equal(c.atoms.reshape(2, -1).numpy(), arrays[e["key"]])
+    from celebref.errors import WeightError
+
+    (tmp_path / dict_spec["entries"][3]["file"]).unlink()
+    with pytest.raises(WeightError, match=Path(dict_spec["entries"][3]["file"]).name):
+        DictionarySet.load(tmp_path)
+
+
+# -- the forward --------------------------------------------------------------------------------------
+def test_dev_forward_matches_golden(batch_run, dev, meta):
+    tol = float(meta.get("tolerance", {}).get("output_max_abs", OUT_ATOL)) if isinstance(meta.get("tolerance"), dict) else OUT_ATOL
+    out = batch_run["out"][0:1]
+    diff = float((out - torch.from_numpy(dev["output"])).abs().max())
+    assert diff <= tol, f"max abs diff {diff:.3g} > {tol}"
+    assert np.array_equal(batch_run["rec"]["selected_index"][0].numpy(), dev["selected_index"])
+    u8 = from_dfdnet_tensor(out)
+    assert np.abs(u8.astype(np.int16) - dev["output_uint8"]).max() <= UINT8_ATOL
+
+
+def test_dev_scores_close_to_golden(batch_run, dev):
+    scores = np.stack([np.stack([batch_run["rec"]["scores"][s][p][0].numpy() for p in range(len(PARTS))])
+                       for s in range(len(FEATURE_SIZES))])
+    assert scores.shape == dev["scores_f64"].shape
+    np.testing.assert_allclose(scores, dev["scores_f64"], rtol=SCORE_RTOL, atol=0)
+
+
+def test_fast_matching_equals_official_formulation(net, batch_run, dev):
+    """For both images of the batch and all 16 (scale, part) crops: same atom, close scores, and the
+    normalised selected atom equal to the official one; image 0 also against the golden f32 scores."""
+    rec = batch_run["rec"]
+    for s, f in enumerate(FEATURE_SIZES):
+        feat = rec["vgg_features"][s]
+        step = 512 // f
+        for p, part in enumerate(PARTS):
+            d = net.dictionaries[f][part]
+            resized = []
+            for n, boxes in enumerate(batch_run["boxes"]):
+                x1, y1, x2, y2 = (int(v) // step for v in boxes[p])
+                resized.append(torch.nn.functional.interpolate(feat[n : n + 1, :, y1:y2, x1:x2], (d.side, d.side),
+                                                               mode="bilinear", align_corners=False))
+            fast_scores, fast_idx, fast_atoms = match_fast(torch.cat(resized), d)
+            for n, r in enumerate(resized):
+                ref_scores, ref_idx, ref_atom = match_reference(r, d.atoms)
+                assert int(fast_idx[n]) == int(ref_idx) == int(rec["selected_index"][n, s, p])
+                torch.testing.assert_close(fast_atoms[n : n + 1], ref_atom, rtol=1e-5, atol=1e-5)
+                top = ref_scores.abs().max()
+                assert float((fast_scores[n] - ref_scores).abs().max() / top) < 1e-5
+                if n == 0:
+                    np.testing.assert_allclose(ref_scores.numpy(), dev["scores_f32"][s, p], rtol=1e-6)
+
+
+def test_batch_of_two_equals_batch_of_one_through_the_method(net, batch_run):
+    """Image 1 of the batch (other boxes than image 0) restored alone through the method."""
+    m = DFDNetMethod.from_network(net)
+    [res] = m.restore([RestoreItem("mirrored", batch_run["img2"], landmarks=batch_run["lm2"])])
+    assert res.status == STATUS_OK and res.image.shape == (512, 512, 3) and res.image.dtype == np.uint8
+    from_batch = from_dfdnet_tensor(batch_run["out"][1])
+    assert np.abs(res.image.astype(np.int16) - from_batch).max() <= UINT8_ATOL
+    assert (res.image != from_batch).mean() < 1e-3
+    assert not np.array_equal(from_batch, from_dfdnet_tensor(batch_run["out"][0]))
+
+
+# -- method policies (no forward needed) --------------------------------------------------------------
+@pytest.mark.parametrize("policy", ["skip", "input", "generic"])
+def test_landmark_failure_policies(net, dev, policy):
+    m = DFDNetMethod.from_network(net, landmark_policy=policy)
+    img = dev["lq_uint8"]
+    bad = RestoreItem("bad", img, landmarks=np.full((68, 2), np.nan))
+    off = RestoreItem("off", img, landmarks=dev["landmarks"] - dev["landmarks"].mean(0))  # boxes straddle 0: empty crops
+    blank = RestoreItem("blank", np.full((512, 512, 3), 127, np.uint8))  # no landmarks -> detector
+    try:
+        from celebref.face import get_backend
+
+        get_backend("dlib")
+        items = [bad, off, blank]
+    except Exception:  # noqa: BLE001 - the detector is optional here
+        items = [bad, off]
+    results = m.restore(items)
+    assert [r.id for r in results] == [it.id for it in items]
+    for r, it in zip(results, items):
+        if policy == "skip":
+            assert r.image is None
+            assert r.status == (STATUS_NO_FACE if it.id == "blank" else STATUS_LANDMARKS_REJECTED)
+        else:
+            assert r.status == STATUS_FALLBACK_INPUT and np.array_equal(r.image, it.image) and r.image is not it.image
+            assert ("generic" in r.reason) == (policy == "generic")
+
+
+def test_method_declaration():
+    from baselines.registry import method_class
+
+    cls = method_class("dfdnet")
+    assert cls is DFDNetMethod and cls.needs_landmarks and not cls.needs_references
+    assert set(cls.weights) == {"dfdnet-generator", "dfdnet-dictionary"}
+    from celebref.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        DFDNetMethod(matching="slow")
