@@ -131,8 +131,8 @@ def process_item(item: InputItem, job: Job, out: str, previous: Mapping[str, Any
     try:
         params = job.pipeline.sample(job.seed, item.id, job.overrides)
         lq = job.pipeline.apply(img, params, job.lq_size)
-    except (ValueError, cv2.error) as e:  # e.g. an image too small for the recipe
-        row.update(gt_width=w, gt_height=h, reason=f"degradation_failed: {e}".splitlines()[0][:300])
+    except Exception as e:  # noqa: BLE001 - e.g. an image too small for the recipe; one file never stops the batch
+        row.update(gt_width=w, gt_height=h, reason=f"degradation_failed: {type(e).__name__}: {e}".splitlines()[0][:300])
         return row
     png = encode_image(lq, ".png")
     with atomic_write(lq_abs, "wb") as f:
@@ -283,6 +283,9 @@ def synthesize(inputs: InputSet | str | os.PathLike, out: str | os.PathLike, job
         inputs = collect_inputs(inputs)
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    inside = [it for it in inputs.items if Path(it.gt_path).is_relative_to(out)]
+    if inside:  # our own outputs when --out lies inside a plain --input folder
+        inputs = InputSet(inputs.kind, inputs.root, inputs.grouped, [it for it in inputs.items if it not in inside])
     cfg = job.config()
     meta_path = out / "degrade.json"
     if meta_path.is_file():
