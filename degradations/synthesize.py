@@ -283,9 +283,9 @@ def synthesize(inputs: InputSet | str | os.PathLike, out: str | os.PathLike, job
         inputs = collect_inputs(inputs)
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    inside = [it for it in inputs.items if Path(it.gt_path).is_relative_to(out)]
+    inside = {it.gt_path for it in inputs.items if Path(it.gt_path).is_relative_to(out)}
     if inside:  # our own outputs when --out lies inside a plain --input folder
-        inputs = InputSet(inputs.kind, inputs.root, inputs.grouped, [it for it in inputs.items if it not in inside])
+        inputs = InputSet(inputs.kind, inputs.root, inputs.grouped, [it for it in inputs.items if it.gt_path not in inside])
     cfg = job.config()
     meta_path = out / "degrade.json"
     if meta_path.is_file():
@@ -319,7 +319,8 @@ def synthesize(inputs: InputSet | str | os.PathLike, out: str | os.PathLike, job
             finally:
                 cv2.setNumThreads(old_threads)
         else:
-            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+            # never plain fork: a process that already ran OpenCV's thread pool can deadlock in a forked child
+            ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
             with ctx.Pool(workers, initializer=_init_worker, initargs=(cfg, str(out))) as pool:
                 record(pool.imap_unordered(_worker, tasks, chunksize=max(1, min(16, len(tasks) // (workers * 8) or 1))))
     rows.sort(key=lambda r: r["id"])
