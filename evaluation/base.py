@@ -1,0 +1,138 @@
+"""The metric contract: one small class per metric, one uniform call on batched tensors.
+
+Input convention (every metric)
+-------------------------------
+``pred`` and ``target`` are ``torch.uint8`` tensors of shape ``(N, 3, H, W)``, **RGB** channel order, exact
+integer pixel values ``0..255`` (what :func:`celebref.imageio.read_image` gives, stacked and permuted to
+NCHW). Integer input keeps every metric exact: each one converts to the float type and range its reference
+implementation uses (BasicSR: float64 ``[0, 255]``; LPIPS: float32 ``[-1, 1]``; pytorch-fid: float32
+``[0, 1]``), and documents that conversion in :meth:`Metric.describe`. ``target`` is ``None`` for
+no-reference metrics (:attr:`Metric.needs_reference` is ``False``).
+
+Per-image metrics return ``{column: torch.Tensor (N,) float64 on the CPU}`` from :meth:`Metric.compute`
+(NaN marks an image the metric could not score, e.g. no face found; the reason is kept in
+:attr:`Metric.last_failures`). Dataset-level metrics (FID) implement :meth:`Metric.features` and
+:meth:`Metric.score` instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+
+from celebref.device import resolve_device
+from celebref.errors import ConfigError
+
+
+class Metric:
+    """Base class. Subclasses set the class attributes and implement :meth:`_compute` (per image) or
+    :meth:`features` + :meth:`score` (dataset level).
+
+    Attributes
+    ----------
+    name: canonical registry name (e.g. ``"psnr"``, ``"lpips-vgg"``).
+    columns: output column names, in order (e.g. ``("identity_cos", "identity_angle")``).
+    higher_is_better: ``{column: bool}``.
+    needs_reference: whether :meth:`compute` needs ``target``.
+    dataset_level: ``True`` for metrics of a whole image set (FID), computed with features/score.
+    weights: names of the weight-store entries (:mod:`celebref.weights`) :meth:`load` reads.
+    """
+
+    name: str = ""
+    columns: tuple[str, ...] = ()
+    higher_is_better: dict[str, bool] = {}
+    needs_reference: bool = True
+    dataset_level: bool = False
+    weights: tuple[str, ...] = ()
+    #: option name -> default; the subclass's ``__init__`` accepts exactly these (plus device/profile)
+    defaults: Mapping[str, Any] = {}
+
+    def __init__(self, device: str | torch.device | None = "cpu", **options: Any):
+        unknown = sorted(set(options) - set(self.defaults))
+        if unknown:
+            known = ", ".join(sorted(self.defaults)) or "none"
+            raise ConfigError(f"metric {self.name!r} has no option {', '.join(unknown)} (options: {known})")
+        self.device = resolve_device(device)
+        self.options: dict[str, Any] = {**self.defaults, **options}
+        self.loaded = not self.weights
+        self.last_failures: dict[int, str] = {}
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    def load(self) -> "Metric":
+        """Read the weights (through :mod:`celebref.weights`); raises ``WeightError`` when missing.
+        Metrics without weights do nothing. Returns ``self``."""
+        if not self.loaded:
+            self._load()
+            self.loaded = True
+        return self
+
+    def _load(self) -> None:  # pragma: no cover - overridden by metrics with weights
+        pass
+
+    def _ensure_loaded(self) -> None:
+        if not self.loaded:
+            self.load()
+
+    # --- description ---------------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        """Every convention that changes the numbers (recorded with results, e.g. in ``run.json``)."""
+        return {
+            "name": self.name,
+            "columns": list(self.columns),
+            "higher_is_better": dict(self.higher_is_better),
+            "needs_reference": self.needs_reference,
+            "dataset_level": self.dataset_level,
+            "weights": list(self.weights),
+            "input": "uint8 RGB NCHW, 0..255",
+            "options": {k: _jsonable(v) for k, v in sorted(self.options.items())},
+            **self._describe(),
+        }
+
+    def _describe(self) -> dict[str, Any]:
+        return {}
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in sorted(self.options.items()))
+        return f"{type(self).__name__}({opts}, device={str(self.device)!r})"
+
+    # --- computing -----------------------------------------------------------------------------
+    def compute(self, pred: torch.Tensor, target: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Per-image values ``{column: (N,) float64 CPU tensor}`` for a batch (see the module docstring)."""
+        if self.dataset_level:
+            raise ConfigError(f"metric {self.name!r} is dataset-level: use features() and score()")
+        check_images(pred, "pred")
+        if self.needs_reference:
+            if target is None:
+                raise ConfigError(f"metric {self.name!r} needs a reference image (target)")
+            check_images(target, "target")
+            if tuple(target.shape) != tuple(pred.shape):
+                raise ConfigError(f"{self.name}: pred and target shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}")
+        self._ensure_loaded()
+        self.last_failures = {}
+        with torch.no_grad():
+            out = self._compute(pred, target)
+        return {c: out[c].detach().to("cpu", torch.float64).reshape(-1) for c in self.columns}
+
+    def _compute(self, pred: torch.Tensor, target: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+
+def check_images(x: Any, what: str = "images") -> None:
+    """Raise :class:`ConfigError` unless ``x`` is a ``uint8`` tensor ``(N, 3, H, W)``."""
+    if not isinstance(x, torch.Tensor):
+        raise ConfigError(f"{what} must be a torch.Tensor (uint8, N x 3 x H x W, RGB), got {type(x).__name__}")
+    if x.dtype != torch.uint8:
+        raise ConfigError(f"{what} must be uint8 0..255 (exact pixels), got {x.dtype}")
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise ConfigError(f"{what} must have shape (N, 3, H, W) RGB, got {tuple(x.shape)}")
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, (str, int, float, bool)) or v is None:
+        return v
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    return str(v)
