@@ -1,0 +1,125 @@
+"""Identity preservation: cosine similarity and angle between the restored face's and the ground truth's
+identity embeddings (:mod:`celebref.face`: insightface ArcFace ``w600k_r50`` when its files are present,
+dlib's 128-d ResNet descriptor offline).
+
+Conventions: embeddings are unit-norm; ``identity_cos = <e_pred, e_gt>`` in ``[-1, 1]`` (higher is better);
+``identity_angle = degrees(arccos(cos))`` in ``[0, 180]`` (lower is better). Backends differ in scale: compare
+numbers only with the same backend and model, which :meth:`Identity.describe` records.
+
+``mode="aligned"`` (default) treats both images as aligned face crops (:meth:`FaceBackend.embed_aligned`:
+the detector's largest face, else the backend's aligned-face prior box); ``mode="detect"`` requires a
+detected face in both images and scores NaN (a recorded failure, with its reason in ``last_failures``)
+when there is none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+
+import numpy as np
+import torch
+
+from celebref.errors import CelebrefError, ConfigError, WeightError
+
+from .base import Metric
+
+_GT_CACHE_SIZE = 4096
+
+
+def to_arrays(images: torch.Tensor) -> list[np.ndarray]:
+    """uint8 ``(N, 3, H, W)`` -> list of RGB uint8 ``(H, W, 3)`` arrays (the face backends' input)."""
+    return list(images.detach().to("cpu").permute(0, 2, 3, 1).contiguous().numpy())
+
+
+def _digest(arr: np.ndarray) -> str:
+    return hashlib.sha256(f"{arr.shape}|".encode() + arr.tobytes()).hexdigest()
+
+
+class FaceMetric(Metric):
+    """Shared backend handling for metrics built on :mod:`celebref.face`."""
+
+    def __init__(self, device="cpu", **options):
+        super().__init__(device, **options)
+        self.backend = None
+        self._gt_cache: OrderedDict[str, object] = OrderedDict()
+
+    def _load(self) -> None:
+        try:
+            from celebref.face import get_backend
+        except ImportError as e:  # pragma: no cover - the face package is part of celebref
+            raise WeightError(f"{self.name}: face analysis is unavailable ({e})") from None
+        name = self.options["backend"]
+        try:
+            self.backend = get_backend(None if name in (None, "auto") else name)
+        except ConfigError:
+            raise
+        except CelebrefError as e:
+            raise WeightError(f"{self.name}: no face-analysis backend can run: {e}") from None
+
+    def _backend_info(self) -> dict:
+        if self.backend is None:
+            return {"backend": self.options["backend"], "models": "resolved at load()"}
+        info = self.backend.describe()
+        sel = getattr(self.backend, "selection", None)
+        if sel:
+            info["selection"] = sel
+        return info
+
+    def _cached_gt(self, arr: np.ndarray, fn):
+        key = _digest(arr)
+        if key in self._gt_cache:
+            self._gt_cache.move_to_end(key)
+            return self._gt_cache[key]
+        value = fn(arr)
+        self._gt_cache[key] = value
+        if len(self._gt_cache) > _GT_CACHE_SIZE:
+            self._gt_cache.popitem(last=False)
+        return value
+
+
+class Identity(FaceMetric):
+    """Options: ``backend`` (``"auto"``, ``"dlib"``, ``"insightface"``), ``mode`` (``"aligned"`` or ``"detect"``)."""
+
+    name = "identity"
+    columns = ("identity_cos", "identity_angle")
+    higher_is_better = {"identity_cos": True, "identity_angle": False}
+    weights = ()
+    defaults = {"backend": "auto", "mode": "aligned"}
+
+    def __init__(self, device="cpu", **options):
+        super().__init__(device, **options)
+        if self.options["mode"] not in ("aligned", "detect"):
+            raise ConfigError(f"identity mode must be 'aligned' or 'detect', got {self.options['mode']!r}")
+        self.loaded = False
+
+    def _describe(self) -> dict:
+        return {"face": self._backend_info(), "mode": self.options["mode"],
+                "columns_meaning": {"identity_cos": "cosine of unit embeddings", "identity_angle": "arccos in degrees"}}
+
+    def _embed(self, arr: np.ndarray) -> np.ndarray | None:
+        assert self.backend is not None
+        if self.options["mode"] == "aligned":
+            return np.asarray(self.backend.embed_aligned(arr), np.float64)
+        dets = self.backend.detect(arr)
+        if not dets:
+            return None
+        det = max(dets, key=lambda d: (d.area, d.score))
+        return np.asarray(self.backend.embed(arr, det), np.float64)
+
+    def _compute(self, pred, target):
+        preds, gts = to_arrays(pred), to_arrays(target)
+        cos = np.full(len(preds), np.nan)
+        for i, (p, g) in enumerate(zip(preds, gts)):
+            try:
+                eg = self._cached_gt(g, self._embed)
+                ep = self._embed(p)
+            except CelebrefError as e:
+                self.last_failures[i] = f"face analysis failed: {e}"
+                continue
+            if eg is None or ep is None:
+                self.last_failures[i] = "no face detected in the " + ("ground truth" if eg is None else "restored image")
+                continue
+            cos[i] = float(np.clip(np.dot(ep / np.linalg.norm(ep), eg / np.linalg.norm(eg)), -1.0, 1.0))
+        angle = np.degrees(np.arccos(cos))
+        return {"identity_cos": torch.from_numpy(cos), "identity_angle": torch.from_numpy(angle)}

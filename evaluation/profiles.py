@@ -1,0 +1,97 @@
+"""Metric profiles: named bundles that pin every convention, so a number is never ambiguous.
+
+A profile maps each metric to the options it is created with (crop border, Y or RGB, LPIPS backbone, FID
+extractor and resize, identity backend and mode, ...) and may redirect a generic name (``lpips`` ->
+``lpips-vgg``). Options given explicitly to :func:`evaluation.registry.create_metric` override the profile.
+Print :meth:`Profile.describe` (or :meth:`Profile.summary`) with every results table.
+
+Profiles:
+
+* ``default``: PSNR/SSIM on RGB, no border crop (BasicSR ``calculate_psnr/ssim(crop_border=0,
+  test_y_channel=False)``, the convention of GFPGAN/CodeFormer-style face-restoration evaluation); LPIPS v0.1
+  AlexNet (the official package's default); FID pytorch-fid; NIQE on Y; identity cosine/angle from the
+  best available face backend on the aligned 512x512 faces; LMD at 512 px.
+* ``basicsr``: as ``default`` but ``lpips`` means LPIPS v0.1 VGG16 (BasicSR's LPIPS evaluation script).
+* ``sr-y``: super-resolution convention: PSNR/SSIM on BT.601 Y with a 4-pixel border crop; LPIPS AlexNet.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from celebref.errors import UnknownNameError
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)  # canonical metric -> options
+    aliases: dict[str, str] = field(default_factory=dict)  # generic name -> canonical metric
+    default_metrics: tuple[str, ...] = ("psnr", "ssim", "lpips", "fid", "identity")
+
+    def options_for(self, metric: str) -> dict[str, Any]:
+        """Options this profile pins for the canonical metric name (a copy)."""
+        return copy.deepcopy(self.options.get(metric, {}))
+
+    def resolve(self, name: str) -> str:
+        """A generic metric name as this profile reads it (e.g. ``lpips`` -> ``lpips-vgg``)."""
+        return self.aliases.get(name, name)
+
+    def describe(self) -> dict[str, Any]:
+        """Every pinned convention (JSON-ready)."""
+        return {"profile": self.name, "description": self.description, "aliases": dict(self.aliases),
+                "metrics": copy.deepcopy(self.options), "default_metrics": list(self.default_metrics)}
+
+    def summary(self) -> str:
+        """One line per metric, for printing under a table."""
+        lines = [f"profile {self.name}: {self.description}"]
+        for k, v in self.aliases.items():
+            lines.append(f"  {k} = {v}")
+        for metric, opts in self.options.items():
+            lines.append(f"  {metric}: " + ", ".join(f"{k}={v}" for k, v in opts.items()))
+        return "\n".join(lines)
+
+
+_COMMON = {
+    "psnr": {"crop_border": 0, "y_channel": False},
+    "ssim": {"crop_border": 0, "y_channel": False},
+    "niqe": {"crop_border": 0, "convert_to": "y"},
+    "identity": {"backend": "auto", "mode": "aligned"},
+    "lmd": {"backend": "auto", "size": 512},
+}
+
+PROFILES: dict[str, Profile] = {
+    "default": Profile(
+        "default",
+        "PSNR/SSIM RGB crop 0 (BasicSR, float64); LPIPS v0.1 AlexNet [-1,1]; FID pytorch-fid Inception "
+        "(bilinear 299); NIQE Y; identity cosine+angle (insightface ArcFace if present, else dlib) on aligned faces",
+        options=copy.deepcopy(_COMMON), aliases={"lpips": "lpips"}),
+    "basicsr": Profile(
+        "basicsr",
+        "BasicSR evaluation scripts: PSNR/SSIM RGB crop 0; LPIPS v0.1 VGG16; FID pytorch-fid; NIQE Y",
+        options=copy.deepcopy(_COMMON), aliases={"lpips": "lpips-vgg"}),
+    "sr-y": Profile(
+        "sr-y",
+        "super-resolution convention: PSNR/SSIM on BT.601 Y (MATLAB rgb2ycbcr) with a 4-px border crop; "
+        "LPIPS v0.1 AlexNet; NIQE Y crop 4",
+        options={**copy.deepcopy(_COMMON), "psnr": {"crop_border": 4, "y_channel": True},
+                 "ssim": {"crop_border": 4, "y_channel": True}, "niqe": {"crop_border": 4, "convert_to": "y"}},
+        aliases={"lpips": "lpips"}),
+}
+
+
+def profile_names() -> list[str]:
+    return sorted(PROFILES)
+
+
+def get_profile(name: str | Profile | None = None) -> Profile:
+    """The named profile (``None`` -> ``default``); a :class:`Profile` is returned as is."""
+    if isinstance(name, Profile):
+        return name
+    key = "default" if name is None else str(name).strip().lower()
+    if key not in PROFILES:
+        raise UnknownNameError("metric profile", str(name), list(PROFILES))
+    return PROFILES[key]
