@@ -134,7 +134,7 @@ def process_item(item: InputItem, job: Job, out: str, previous: Mapping[str, Any
     except Exception as e:  # noqa: BLE001 - e.g. an image too small for the recipe; one file never stops the batch
         row.update(gt_width=w, gt_height=h, reason=f"degradation_failed: {type(e).__name__}: {e}".splitlines()[0][:300])
         return row
-    png = encode_image(lq, ".png")
+    png = encode_image(lq, ".png", png_fast=True)
     with atomic_write(lq_abs, "wb") as f:
         f.write(png)
     native = (w, h)
