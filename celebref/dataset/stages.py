@@ -141,6 +141,14 @@ def analyze_file(path: str | os.PathLike, be, settings: AnalysisSettings) -> dic
 _BACKEND = None
 
 
+def pool_context():
+    """``spawn`` start method: forking a process whose OpenCV/dlib thread pools are running can deadlock the
+    children, and spawned workers behave the same on every platform."""
+    import multiprocessing
+
+    return multiprocessing.get_context("spawn")
+
+
 def _init_worker(backend_name: str | None) -> None:
     global _BACKEND
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -168,7 +176,7 @@ def run_analysis(tasks: list[tuple[str, str]], settings: AnalysisSettings, backe
             on_result(sha, analyze_file(path, be, settings))
             yield None
         return
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(backend_name,)) as ex:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=pool_context(), initializer=_init_worker, initargs=(backend_name,)) as ex:
         futs = [ex.submit(_work, (sha, path, settings)) for sha, path in tasks]
         try:
             from concurrent.futures import as_completed

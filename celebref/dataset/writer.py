@@ -135,7 +135,9 @@ def _write_images(out: Path, jobs: list[dict], workers: int, cache, akey: dict, 
         for t in progress(tasks, "write"):
             finish(*_render_task(t))
     else:
-        with ProcessPoolExecutor(max_workers=workers) as ex:
+        from .stages import pool_context
+
+        with ProcessPoolExecutor(max_workers=workers, mp_context=pool_context()) as ex:
             for res in progress(ex.map(_render_task, tasks, chunksize=4), "write", total=len(tasks)):
                 finish(*res)
 
