@@ -38,14 +38,16 @@ def dominant_identity(emb: np.ndarray, threshold: float, max_points: int = 4000)
     if n == 0:
         return None
     cand = np.arange(n) if n <= max_points else np.linspace(0, n - 1, max_points).round().astype(int)
-    d = cdist(emb[cand], emb)  # (m, n)
-    within = d < threshold
-    counts = within.sum(axis=1)
-    sums = np.where(within, d, 0.0).sum(axis=1)
+    counts = np.zeros(len(cand), dtype=np.int64)
+    sums = np.zeros(len(cand))
+    for s in range(0, len(cand), 256):  # memory: 256 x n at a time
+        d = cdist(emb[cand[s : s + 256]], emb)
+        within = d < threshold
+        counts[s : s + 256] = within.sum(axis=1)
+        sums[s : s + 256] = np.where(within, d, 0.0).sum(axis=1)
     order = np.lexsort((cand, sums, -counts))
-    a = int(order[0])
-    anchor = int(cand[a])
-    core = np.flatnonzero(within[a]).tolist()
+    anchor = int(cand[int(order[0])])
+    core = np.flatnonzero(cdist(emb[anchor : anchor + 1], emb)[0] < threshold).tolist()
     c = emb[core].astype(np.float64).mean(axis=0)
     c = c / max(np.linalg.norm(c), 1e-12)
     dist = cdist(c[None].astype(np.float32), emb)[0]

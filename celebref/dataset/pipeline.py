@@ -17,6 +17,11 @@ write. Decisions are taken per input file in this order (the first that applies 
 
 Everything after the analysis is deterministic and independent of worker count and completion order: records are
 kept in sorted ``source_path`` order, and output numbering follows that order.
+
+Scaling: the analysis is a pure per-file function (:func:`celebref.dataset.stages.analyze_file`: path + settings ->
+JSON record) run by local worker processes, so a distributed engine (e.g. Ray Data ``map`` over the file list)
+can run it behind the same command; the decisions need only the records (per-folder work, folder centroids
+across folders, never an N x N matrix over the crawl). Records are held in memory (~10 KB per file).
 """
 
 from __future__ import annotations

@@ -6,9 +6,10 @@
 * ``blur_var``: variance of the 3x3 Laplacian of the grayscale (BT.601) aligned 512x512 face over its central
   256x256 region (computed after alignment, so it is comparable across source sizes; an upsampled small face
   scores low). Measured on celebref-mini: real HQ faces 50..1035 (median 275), the same blurred with sigma 2: 3..8.
-* ``yaw``: approximate head yaw in degrees from 68-point landmarks, ``asin((a - b) / (a + b))`` with ``a`` / ``b``
+* ``yaw``: a head-yaw *index* in degrees from 68-point landmarks, ``asin((a - b) / (a + b))`` with ``a`` / ``b``
   the horizontal distances from the nose tip (30) to the jaw ends 0 / 16; 0 frontal, positive when the face turns
-  towards the image's right.
+  towards the image's right. It overstates true yaw (celebref-mini's released faces reach 58), so the default
+  gate (70) only removes near-profiles.
 * ``quality``: one sortable number used to keep the best copy among duplicates:
   ``log2(min(face_size, 2048)) + 0.5 * log2(1 + blur_var)``.
 """

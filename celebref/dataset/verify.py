@@ -68,30 +68,31 @@ def reflect_padding_score(img: np.ndarray, seg: int = 64, k_min: int = 8, k_max:
     gb = cv2.GaussianBlur(g, (0, 0), sigma)
     lap = cv2.Laplacian(g, cv2.CV_32F, ksize=1) ** 2
     best = {"flag": False, "side": "", "depth": 0, "segments": 0, "score": 0.0}
+    nseg = 256 // seg
     for side in SIDES:
         v, vb, vl = _side_view(g, side), _side_view(gb, side), _side_view(lap, side)
-        hits = []
-        for s0 in range(0, 256 - seg + 1, seg):
-            top = (0.0, 0, 1.0)
-            for k in range(k_min, k_max + 1):
-                w = min(k, w_max)
-                outer = v[k - w : k, s0 : s0 + seg][::-1]
-                a = outer - outer.mean()
-                sa = a.std()
-                if sa < 1e-3:
-                    continue
-                for shift in (1, 0):  # reflect (edge row not repeated) / symmetric
-                    inner = vb[k + shift : k + shift + w, s0 : s0 + seg]
-                    b = inner - inner.mean()
-                    sb = b.std()
-                    if sb < min_std:
-                        continue
-                    c = float((a * b).mean() / (sa * sb))
-                    if c > top[0]:
-                        ratio = float(vl[k - w : k, s0 : s0 + seg].mean() / max(float(vl[k : k + w, s0 : s0 + seg].mean()), 1e-6))
-                        top = (c, k, ratio)
-            if top[0] >= corr and top[2] < sharp and top[1] >= 12:
-                hits.append(top)
+        top_c = np.zeros(nseg)
+        top_k = np.zeros(nseg, dtype=np.int64)
+        top_r = np.ones(nseg)
+        for k in range(k_min, k_max + 1):
+            w = min(k, w_max)
+            outer = v[k - w : k, : nseg * seg][::-1].reshape(w, nseg, seg)
+            a = outer - outer.mean(axis=(0, 2), keepdims=True)
+            sa = a.std(axis=(0, 2))
+            for shift in (1, 0):  # reflect (edge row not repeated) / symmetric
+                inner = vb[k + shift : k + shift + w, : nseg * seg].reshape(w, nseg, seg)
+                b = inner - inner.mean(axis=(0, 2), keepdims=True)
+                sb = b.std(axis=(0, 2))
+                ok = (sa >= 1e-3) & (sb >= min_std)
+                c = np.where(ok, (a * b).mean(axis=(0, 2)) / np.maximum(sa * sb, 1e-12), 0.0)
+                better = c > top_c
+                if better.any():
+                    lo = vl[k - w : k, : nseg * seg].reshape(w, nseg, seg).mean(axis=(0, 2))
+                    hi = vl[k : k + w, : nseg * seg].reshape(w, nseg, seg).mean(axis=(0, 2))
+                    top_c = np.where(better, c, top_c)
+                    top_k = np.where(better, k, top_k)
+                    top_r = np.where(better, lo / np.maximum(hi, 1e-6), top_r)
+        hits = [(float(top_c[i]), int(top_k[i])) for i in range(nseg) if top_c[i] >= corr and top_r[i] < sharp and top_k[i] >= 12]
         if hits:
             med = float(np.median([h[1] for h in hits]))
             agree = [h for h in hits if abs(h[1] - med) <= 4]
