@@ -68,19 +68,30 @@ def main(argv: list[str] | None = None) -> int:
         inputs.items = inputs.items[: args.n]
         paths = [Path(i.gt_path) for i in inputs.items]
         best_plain, best_par = float("inf"), float("inf")
+        cpu_plain, cpu_par = float("inf"), float("inf")
         for r in range(args.repeat):
             (tmp / f"plain{r}").mkdir()
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             plain_loop(paths, job, tmp / f"plain{r}")
             best_plain = min(best_plain, time.perf_counter() - t)
+            cpu_plain = min(cpu_plain, time.process_time() - c)
             t = time.perf_counter()
             synthesize(inputs, tmp / f"par{r}", job, workers=args.workers, refs="none")
             best_par = min(best_par, time.perf_counter() - t)
+            # the synthesizer's own CPU cost per image, measured in-process (workers=1)
+            c = time.process_time()
+            synthesize(inputs, tmp / f"one{r}", job, workers=1, refs="none")
+            cpu_par = min(cpu_par, time.process_time() - c)
     n = len(paths)
     result = {
         "preset": args.preset, "n_images": n, "size": "512x512" if not args.input else "input", "workers": args.workers, "cpu_count": os.cpu_count(),
         "plain_loop_images_per_s": round(n / best_plain, 2), "parallel_images_per_s": round(n / best_par, 2),
-        "speedup": round(best_plain / best_par, 3), "loadavg_before": [round(v, 2) for v in load_before],
+        "speedup": round(best_plain / best_par, 3),
+        # CPU time per image (a figure the machine's load barely changes): the plain loop, and the synthesizer
+        # run in-process (workers=1, one OpenCV thread); on an idle machine `workers` processes give at most
+        # workers / cpu_per_image images/s
+        "plain_cpu_ms_per_image": round(1000 * cpu_plain / n, 2), "synthesizer_cpu_ms_per_image": round(1000 * cpu_par / n, 2),
+        "parallel_idle_estimate_images_per_s": round(args.workers * n / cpu_par, 1), "loadavg_before": [round(v, 2) for v in load_before],
         "loadavg_after": [round(v, 2) for v in os.getloadavg()], "opencv_threads_default": cv2.getNumThreads(),
     }
     print(json.dumps(result))

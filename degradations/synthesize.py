@@ -321,6 +321,8 @@ def synthesize(inputs: InputSet | str | os.PathLike, out: str | os.PathLike, job
         else:
             # never plain fork: a process that already ran OpenCV's thread pool can deadlock in a forked child
             ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+            if ctx.get_start_method() == "forkserver":
+                ctx.set_forkserver_preload([__name__])
             with ctx.Pool(workers, initializer=_init_worker, initargs=(cfg, str(out))) as pool:
                 record(pool.imap_unordered(_worker, tasks, chunksize=max(1, min(16, len(tasks) // (workers * 8) or 1))))
     rows.sort(key=lambda r: r["id"])
