@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 
 from celebref.errors import ConfigError
 
@@ -104,7 +103,10 @@ def run(args: argparse.Namespace) -> int:
             pipeline, overrides = get_preset(preset, **opts)
     job = Job(pipeline, preset, args.seed, overrides, args.lq_size)
     inputs = collect_inputs(args.input, split=args.split)
-    command = " ".join(shlex.quote(a) for a in ["celebref", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith("celebref") else ""
+    options = {k: v for k, v in sorted(vars(args).items()) if k not in ("func", "command")}
+    command = "celebref degrade " + " ".join(f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in options.items()
+                                             if v is not None and v is not False and k != "grid")
+    command += "".join(f" --grid {shlex.quote(g)}" for g in args.grid)
     kwargs = dict(workers=args.workers, overwrite=args.overwrite, refs=args.refs, command=command)
     if args.grid:
         table = synthesize_grid(inputs, args.out, job, parse_grid(args.grid), **kwargs)
