@@ -192,3 +192,14 @@ def test_rebuild_with_new_thresholds_and_overrides_reuses_the_analysis(built, mo
     meta = __import__("json").loads((out / "build.json").read_text(encoding="utf-8"))
     assert meta["thresholds"]["min_face_size"] == 512 and meta["overrides"]["unmatched"] == ["Nobody/x.png"]
     assert meta["accepted"] + meta["rejected"] == meta["inputs"]
+
+
+def test_verify_accepts_what_build_accepted(built):
+    from celebref.dataset import VerifyConfig, verify_dataset
+
+    meta = verify_dataset(VerifyConfig(dataset=built["out"], out=built["base"] / "audit", backend="dlib"), log=lambda s: None)
+    ids = pd.read_csv(built["out"] / "identities.csv", dtype={"identity_id": str})
+    assert meta["images"] == int(ids.n_references.sum())  # images/ only; the held-out probes are not references
+    assert meta["rejected"] == 0 and meta["collisions"] == 0
+    m = pd.read_parquet(built["base"] / "audit" / "manifest.parquet")
+    assert set(m.landmarks_aligned_from) == {"file"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -20,7 +21,9 @@ def register(subparsers) -> None:
     p.add_argument("--out", type=Path, required=True, help="dataset folder to write")
     p.add_argument("--backend", choices=["insightface", "dlib"], default=None,
                    help="face backend (default: insightface when its model files are present, else dlib)")
-    p.add_argument("--workers", type=int, default=1, help="worker processes for analysis and writing (default 1)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes for analysis and writing (default: the number of CPU cores, at most 8); "
+                        "results do not depend on it")
     p.add_argument("--overrides", type=Path, default=None, help="CSV source_path,action(accept|reject|identity),identity")
     p.add_argument("--seed", type=int, default=0, help="seed of the train/test split and probe choice (default 0)")
     p.add_argument("--identity-threshold", type=float, default=None,
@@ -45,8 +48,9 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from celebref.dataset import BuildConfig, build_dataset
 
+    workers = args.workers if args.workers is not None else max(1, min(8, os.cpu_count() or 1))
     cfg = BuildConfig(
-        crawl=args.crawl, out=args.out, backend=args.backend, workers=args.workers, overrides=args.overrides,
+        crawl=args.crawl, out=args.out, backend=args.backend, workers=workers, overrides=args.overrides,
         seed=args.seed, identity_threshold=args.identity_threshold, collision_threshold=args.collision_threshold,
         merge_threshold=args.merge_threshold, near_dup_distance=args.near_dup_distance,
         near_dup_hash_bits=args.near_dup_hash_bits, min_face_size=args.min_face_size, min_blur=args.min_blur,
