@@ -211,8 +211,8 @@ class Pipeline:
 
     def _sample_blur(self, step: dict, rng: np.random.Generator, applied: bool, params: dict) -> None:
         kernels = step["kernels"]
-        spec = kernels[0] if len(kernels) == 1 else draw({"choice": list(range(len(kernels))), "p": [float(k.get("p", 1.0)) for k in kernels]}, rng)
-        spec = kernels[spec] if isinstance(spec, int) else spec
+        index = 0 if len(kernels) == 1 else draw({"choice": list(range(len(kernels))), "p": [float(k.get("p", 1.0)) for k in kernels]}, rng)
+        spec = kernels[index]
         ktype = spec["type"]
         ksize = int(draw(spec.get("ksize", 21), rng))
         values: dict[str, Any] = {"blur_kernel": KERNEL_FAMILY[ktype], "blur_ksize": float(ksize)}

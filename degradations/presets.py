@@ -133,10 +133,10 @@ def fixed(blur: float = 0.0, scale: float = 1.0, noise: float = 0.0, jpeg: int |
         dtype="float32",
         description="celebref fixed setting: blur -> downsample -> noise -> jpeg -> upsample",
         steps=[
-            {"op": "blur", "p": 1.0, "kernels": [{"type": "cv2_gaussian", "ksize": ksize, "sigma": float(blur)}]},
-            {"op": "downsample", "p": 1.0, "scale": float(scale), "interp": interp, "size_rule": "floordiv"},
-            {"op": "noise", "p": 1.0, "kind": "gaussian", "sigma": float(noise), "gray_p": 0.0, "rounding": "none"},
-            {"op": "jpeg", "p": 1.0, "quality": int(jpeg) if jpeg is not None else 100, "treat_rgb_as_bgr": False},
+            {"op": "blur", "p": float(blur > 0), "kernels": [{"type": "cv2_gaussian", "ksize": ksize, "sigma": float(blur)}]},
+            {"op": "downsample", "p": float(scale != 1), "scale": float(scale), "interp": interp, "size_rule": "floordiv"},
+            {"op": "noise", "p": float(noise > 0), "kind": "gaussian", "sigma": float(noise), "gray_p": 0.0, "rounding": "none"},
+            {"op": "jpeg", "p": float(jpeg is not None), "quality": int(jpeg) if jpeg is not None else 100, "treat_rgb_as_bgr": False},
             {"op": "upsample", "interp": interp},
         ],
     )

@@ -152,8 +152,15 @@ def test_noise_rules():
     assert out.dtype == np.float32 and out.max() <= 1.0 and len(np.unique(out)) > 20  # clipped, not rounded
     gray = noise.add_gaussian_noise(f * 0.5, 10.0, np.random.default_rng(1), gray=True)
     np.testing.assert_array_equal(gray[..., 0], gray[..., 2])
-    pois = noise.add_poisson_noise(img, 1.0, np.random.default_rng(2))
-    assert pois.dtype == np.uint8 and pois.shape == img.shape
+    # Poisson: BasicSR's formula written out (vals = 2**ceil(log2(#unique values)))
+    ramp = np.tile(np.arange(0, 256, 4, dtype=np.uint8)[None, :, None], (8, 1, 3))
+    pois = noise.add_poisson_noise(ramp, 0.5, np.random.default_rng(2))
+    base = ramp.astype(np.float64) / 255.0
+    vals = 2 ** np.ceil(np.log2(len(np.unique(base))))
+    diff = (np.random.default_rng(2).poisson(base * vals) / vals - base).astype(np.float32)
+    expected = np.rint(np.clip(ramp.astype(np.float32) / 255 + diff * np.float32(0.5), 0, 1) * 255.0).astype(np.uint8)
+    np.testing.assert_array_equal(pois, expected)
+    assert vals == 64 and not np.array_equal(pois, ramp)
 
 
 def test_jpeg_matches_opencv_and_channel_quirk():
