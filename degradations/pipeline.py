@@ -18,6 +18,7 @@ Ops: ``blur`` (kernel types ``cv2_gaussian``, ``iso``, ``aniso``, ``generalized_
 skipped for native-size output), ``color_enhance`` (Pillow brightness/contrast/saturation in random
 order), ``channel_shift`` (float32 pipelines) and ``gray``.
 
+A blur kernel's ``ksize`` may be ``auto``: ``2 * ceil(3 * sigma) + 1``.
 A ``<dist>`` is a constant (number) or a dict: ``{uniform: [a, b]}``, ``{randint: [a, b]}`` (both ends
 included), ``{choice: [v1, v2, ...], p: [...]}`` (values may themselves be dists), with optional
 post-transforms applied in this order: ``mul``, ``div``, ``add``, ``int: true`` (truncate toward zero).
@@ -214,7 +215,11 @@ class Pipeline:
         index = 0 if len(kernels) == 1 else draw({"choice": list(range(len(kernels))), "p": [float(k.get("p", 1.0)) for k in kernels]}, rng)
         spec = kernels[index]
         ktype = spec["type"]
-        ksize = int(draw(spec.get("ksize", 21), rng))
+        ksize_spec = spec.get("ksize", 21)
+        auto = ksize_spec == "auto"
+        if auto and ktype == "motion":
+            raise ConfigError("motion kernels need an explicit ksize")
+        ksize = 0 if auto else int(draw(ksize_spec, rng))
         values: dict[str, Any] = {"blur_kernel": KERNEL_FAMILY[ktype], "blur_ksize": float(ksize)}
         if ktype == "motion":
             values["blur_motion_seed"] = float(rng.integers(0, 2**53))
@@ -227,6 +232,8 @@ class Pipeline:
             values.update(blur_sigma=math.sqrt(sx * sy), blur_sigma_x=sx, blur_sigma_y=sy, blur_angle=theta)
         if ktype.startswith(("generalized", "plateau")):
             values["blur_beta"] = float(draw(spec["beta"], rng))
+        if auto:
+            values["blur_ksize"] = float(auto_ksize(max(values["blur_sigma_x"], values["blur_sigma_y"])))
         if applied:
             values["blur_type"] = ktype
             params.update(values)
@@ -291,8 +298,8 @@ class Pipeline:
                     continue
                 spec = next((k for k in step["kernels"] if k["type"] in ("cv2_gaussian", "iso")), {"type": "cv2_gaussian"})
                 ksize = spec.get("ksize")
-                if isinstance(ksize, Mapping) or ksize is None:
-                    ksize = 2 * int(math.ceil(3.0 * sigma)) + 1
+                if isinstance(ksize, Mapping) or ksize in (None, "auto"):
+                    ksize = auto_ksize(sigma)
                 params.update(blur_applied=True, blur_kernel="gaussian", blur_sigma_x=sigma, blur_sigma_y=sigma, blur_ksize=float(ksize))
                 params["blur_type"] = spec["type"]
             elif key == "scale":
@@ -391,6 +398,12 @@ class Pipeline:
         """``sample`` then ``apply``: returns ``(lq uint8 RGB, params)``."""
         params = self.sample(seed, image_id, overrides)
         return self.apply(img, params, lq_size), params
+
+
+def auto_ksize(sigma: float) -> int:
+    """Kernel size ``2 * ceil(3 * sigma) + 1`` (holds +-3 sigma), used for ``ksize: auto`` and for a forced
+    blur sigma when the recipe's kernel size is random."""
+    return 2 * int(math.ceil(3.0 * float(sigma))) + 1
 
 
 def _isnan(v: Any) -> bool:

@@ -125,9 +125,9 @@ def fixed(blur: float = 0.0, scale: float = 1.0, noise: float = 0.0, jpeg: int |
         raise ConfigError(f"fixed preset needs blur >= 0, noise >= 0, scale > 0 (got blur={blur}, scale={scale}, noise={noise})")
     if jpeg is not None and not 0 <= int(jpeg) <= 100:
         raise ConfigError(f"JPEG quality must be in 0..100, got {jpeg}")
-    ksize = int(blur_ksize) if blur_ksize else 2 * int(math.ceil(3.0 * blur)) + 1
-    if ksize % 2 != 1:
-        raise ConfigError(f"blur kernel size must be odd, got {ksize}")
+    ksize: int | str = int(blur_ksize) if blur_ksize else "auto"
+    if blur_ksize and (int(blur_ksize) % 2 != 1 or int(blur_ksize) < 1):
+        raise ConfigError(f"blur kernel size must be a positive odd integer, got {blur_ksize}")
     pipe = Pipeline(
         name="fixed",
         dtype="float32",

@@ -225,6 +225,19 @@ def test_grid_gives_one_set_per_combination_with_shared_draws(dataset, tmp_path)
         parse_grid(["scale=a,b"])
 
 
+def test_fixed_preset_grid_over_blur_uses_a_kernel_that_fits_each_sigma(dataset, tmp_path):
+    pipe, overrides = get_preset("fixed", scale=2)
+    table = synthesize_grid(collect_inputs(dataset), tmp_path / "g", Job(pipe, "fixed", 0, overrides), parse_grid(["blur=0,1,2.5"]), refs="none")
+    sets = {c: pd.read_parquet(tmp_path / "g" / c / "manifest.parquet").query("status == 'ok'").set_index("id") for c in table["cell"]}
+    assert list(sets) == ["blur-0", "blur-1", "blur-2.5"]
+    assert (~sets["blur-0"]["blur_applied"]).all() and (sets["blur-0"]["blur_sigma"] == 0).all()
+    assert (sets["blur-1"]["blur_ksize"] == 7).all() and (sets["blur-2.5"]["blur_ksize"] == 17).all()
+    gt = read_image(sets["blur-0"]["gt_path_abs"].iloc[0])
+    lqs = [read_image(tmp_path / "g" / c / sets[c]["lq_path"].iloc[0]).astype(float) for c in sets]
+    errors = [np.mean((lq - gt) ** 2) for lq in lqs]
+    assert errors[0] < errors[1] < errors[2]  # more blur, further from the GT
+
+
 def test_cli_runs_fixed_and_reports_errors(dataset, tmp_path, capsys):
     out = tmp_path / "cli"
     rc = cli_main(["degrade", "--preset", "fixed", "--blur", "1.5", "--scale", "4", "--noise", "5", "--jpeg", "60", "--seed", "3",
