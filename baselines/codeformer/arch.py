@@ -30,8 +30,9 @@ def _group_norm(ch: int) -> nn.GroupNorm:
     return nn.GroupNorm(32, ch, eps=1e-6, affine=True)
 
 
-def _swish(x: torch.Tensor) -> torch.Tensor:
-    return x * torch.sigmoid(x)
+def _swish_(x: torch.Tensor) -> torch.Tensor:
+    """``x * sigmoid(x)`` computed in place in ``x`` (same arithmetic; ``x`` must be a temporary)."""
+    return x.mul_(torch.sigmoid(x))
 
 
 class ResBlock(nn.Module):
@@ -49,9 +50,9 @@ class ResBlock(nn.Module):
             self.conv_out = nn.Conv2d(in_ch, out_ch, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(_swish(self.norm1(x)))
-        h = self.conv2(_swish(self.norm2(h)))
-        return h + (self.conv_out(x) if self.in_ch != self.out_ch else x)
+        h = self.conv1(_swish_(self.norm1(x)))
+        h = self.conv2(_swish_(self.norm2(h)))
+        return h.add_(self.conv_out(x) if self.in_ch != self.out_ch else x)
 
 
 class AttnBlock(nn.Module):
@@ -74,7 +75,7 @@ class AttnBlock(nn.Module):
         v = self.v(y).reshape(n, c, h * w)
         att = torch.softmax(torch.bmm(q, k) * (int(c) ** -0.5), dim=2)  # (n, query, key)
         out = torch.bmm(v, att.transpose(1, 2)).reshape(n, c, h, w)
-        return x + self.proj_out(out)
+        return self.proj_out(out).add_(x)
 
 
 class Downsample(nn.Module):

@@ -5,8 +5,8 @@ Same numbers as the official ``GFPGANer.enhance(img, has_aligned=True)`` with th
 noise: the official wrapper draws fresh N(0, 1) noise for every StyleGAN layer on every call, so its
 outputs cannot be reproduced. celebref uses the noise maps stored in the checkpoint by default
 (``randomize_noise=False`` in the official code). ``gfpgan:seed=N`` draws N(0, 1) noise instead, from a
-generator seeded by ``(N, image id)``: the same seed gives byte-identical outputs whatever the batch size
-or order.
+generator seeded by ``(N, image id)``: an image gets the same noise whatever the batch it is in, and the
+same seed and batch give byte-identical outputs.
 
 Input/output: RGB uint8 aligned 512x512 faces (see :mod:`baselines.gfpgan.faces` for the exact BasicSR
 conversions). Images of another size are per-image errors.
