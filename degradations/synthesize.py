@@ -265,6 +265,21 @@ def _write_refs(out: Path, rows: list[dict], items: dict[str, InputItem], mode: 
 
 # --- the whole set -----------------------------------------------------------------------------
 
+def _remove_stale(out: Path, previous: Mapping[str, Mapping], rows: list[dict]) -> None:
+    """Delete the LQ files and reference folders of ids from an earlier run that are no longer produced
+    (input removed or now rejected); only paths under ``<out>/lq`` and ``<out>/refs`` are touched."""
+    current = {r["id"] for r in rows if r["status"] == "ok"}
+    for image_id, row in previous.items():
+        if image_id in current:
+            continue
+        lq = out / lq_relpath(image_id)
+        if lq.resolve().is_relative_to(out / "lq") and lq.is_file():
+            lq.unlink()
+        ref = out / "refs" / image_id
+        if ref.resolve().is_relative_to(out / "refs") and ref.is_dir():
+            shutil.rmtree(ref)
+
+
 def _versions() -> dict[str, str]:
     import PIL
 
@@ -327,6 +342,7 @@ def synthesize(inputs: InputSet | str | os.PathLike, out: str | os.PathLike, job
                 record(pool.imap_unordered(_worker, tasks, chunksize=max(1, min(16, len(tasks) // (workers * 8) or 1))))
     rows.sort(key=lambda r: r["id"])
     items = {it.id: it for it in inputs.items}
+    _remove_stale(out, previous, rows)
     generic = [r["lq_path"] for r in rows if r["status"] == "ok"]
     atomic_write_text(out / "GenericLists.txt", "".join(f"{p}\n" for p in generic))
     specific_path = out / "SpecificLists.txt"

@@ -169,6 +169,22 @@ def test_resume_skips_verified_images_and_redoes_damaged_ones(dataset, runs, tmp
     assert files(out) == files(runs["w1"])
 
 
+def test_rerun_after_removing_an_input_drops_its_outputs(dataset, runs, tmp_path):
+    import shutil
+
+    copy, out = tmp_path / "ds", tmp_path / "out"
+    shutil.copytree(dataset, copy)
+    shutil.copytree(runs["w1"], out)
+    for p in ("images", "landmarks"):
+        for f in (copy / p / "00000").glob("4.png*"):
+            f.unlink()
+    df = synthesize(copy, out, job("dfdnet"), workers=1)
+    assert "00000/4" not in set(df["id"])
+    assert not (out / "lq" / "00000" / "4.png").exists() and not (out / "refs" / "00000" / "4").exists()
+    assert not (out / "refs" / "00000" / "0" / "images" / "4.png").exists()
+    assert (out / "lq" / "00000" / "3.png").read_bytes() == (runs["w1"] / "lq" / "00000" / "3.png").read_bytes()
+
+
 def test_resume_after_interruption_uses_the_journal(dataset, runs, tmp_path):
     import shutil
 
