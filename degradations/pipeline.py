@@ -416,7 +416,8 @@ def public_params(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def load_pipeline(path: str | Path) -> Pipeline:
-    """Read a pipeline from a ``.yaml``/``.yml``, ``.toml`` or ``.json`` file."""
+    """Read a pipeline from a ``.yaml``/``.yml``, ``.toml`` or ``.json`` file (or the ``degrade.json`` of an
+    earlier test set, whose ``config.pipeline`` is used)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -440,4 +441,6 @@ def load_pipeline(path: str | Path) -> Pipeline:
         raise
     except Exception as e:  # noqa: BLE001 - any parse error is a config error
         raise ConfigError(f"cannot parse pipeline file {str(path)!r}: {e}") from None
+    if isinstance(data, Mapping) and "steps" not in data and isinstance(data.get("config"), Mapping) and "pipeline" in data["config"]:
+        data = data["config"]["pipeline"]  # a degrade.json: reuse the recipe of an earlier test set
     return Pipeline.from_dict(data)

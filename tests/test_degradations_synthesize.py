@@ -264,6 +264,10 @@ def test_cli_runs_fixed_and_reports_errors(dataset, tmp_path, capsys):
     ok = df[df["status"] == "ok"]
     assert (ok["blur_sigma"] == 1.5).all() and (ok["scale"] == 4).all() and (ok["noise_sigma"] == 5).all() and (ok["jpeg_quality"] == 60).all()
     assert json.loads((out / "degrade.json").read_text())["config"]["seed"] == 3
+    # the recipe stored in degrade.json replays the same images through --pipeline
+    rc = cli_main(["degrade", "--pipeline", str(out / "degrade.json"), "--seed", "3", "--input", str(dataset), "--out", str(tmp_path / "replay")])
+    assert rc == 0
+    assert (tmp_path / "replay" / "lq" / "00000" / "1.png").read_bytes() == (out / "lq" / "00000" / "1.png").read_bytes()
     assert cli_main(["degrade", "--preset", "dfdnet", "--blur", "2", "--input", str(dataset), "--out", str(tmp_path / "x")]) == 2
     assert "belong to --preset fixed" in capsys.readouterr().err
     assert cli_main(["degrade", "--preset", "nope", "--input", str(dataset), "--out", str(tmp_path / "y")]) == 2
