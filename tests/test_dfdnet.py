@@ -336,3 +336,33 @@ def test_method_declaration():
 
     with pytest.raises(ConfigError):
         DFDNetMethod(matching="slow")
+
+
+# -- loading through the weight store ------------------------------------------------------------------
+def test_load_reports_missing_weights():
+    from celebref.errors import WeightError
+
+    with pytest.raises(WeightError, match="latest_net_G.pth"):
+        DFDNetMethod().load()
+
+
+def test_load_through_weight_store(tmp_path, monkeypatch, checkpoint, dict_spec):
+    """``load()`` reads the checkpoint unchanged (strict) and the dictionary folder named in the store."""
+    from celebref import weights as store
+
+    ckpt = tmp_path / "latest_net_G.pth"
+    torch.save(checkpoint, ckpt)
+    rng = np.random.default_rng(1)
+    for e in dict_spec["entries"]:
+        path = tmp_path / e["file"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, rng.standard_normal((3, e["shape"][1])).astype(np.float32))
+    monkeypatch.setenv(store.env_var("dfdnet-generator"), str(ckpt))
+    monkeypatch.setenv(store.env_var("dfdnet-dictionary"), str(tmp_path / Path(dict_spec["entries"][0]["file"]).parent))
+    m = DFDNetMethod()
+    m.load()
+    assert m.loaded and m.net is not None
+    assert set(m.net.dictionaries.num_atoms.values()) == {3}
+    sd = m.net.state_dict()
+    for key in ("le_256.0.weight_orig", "VggExtract.RGB_std", "up4.4.bias", "MSDilate.convi.weight_v"):
+        assert torch.equal(sd[key], checkpoint[key])
