@@ -10,7 +10,7 @@ Folders are compared through their centroids only (K x K for K folders, blockwis
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -43,7 +43,7 @@ from .dedup import group_and_keep, near_duplicate_pairs
 from .identity import collision_components, dominant_identity, find_collisions
 from .overrides import OverrideTable, read_overrides
 from .scan import scan_crawl
-from .split import leakage_check, split_groups
+from .split import leakage_check
 from .stages import AnalysisSettings, backend_info, run_analysis
 
 REASONS = (

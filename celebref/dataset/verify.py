@@ -22,10 +22,8 @@ FFHQ alignment from photos cropped through the face are flagged; some released C
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 

@@ -18,14 +18,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..fsutil import atomic_write, atomic_write_bytes, atomic_write_json, atomic_write_text, sha256_bytes, sha256_file
+from ..fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text, sha256_bytes, sha256_file
 from ..imageio import encode_image, read_image
 from ..progress import progress
 from .cache import settings_key
