@@ -220,7 +220,8 @@ def evaluate(records: list[InputRecord], data_info: dict, cfg: EvalConfig) -> pd
             row = {"id": s["id"], "identity": rec.identity or "", "method": label, "status": s["status"],
                    "reason": s["reason"], "restore_seconds": s["seconds"],
                    "output_path": ("restored/" + s["output_path"]) if s["output_path"] else "",
-                   "lq_path": str(rec.lq_path), "gt_path": str(rec.gt_path or "")}
+                   "lq_path": str(rec.lq_path), "gt_path": str(rec.gt_path or ""),
+                   "landmarks_path": str(rec.gt_landmarks_path or "")}
             for m in metrics:
                 if not m.dataset_level:
                     for c in m.columns:
@@ -272,9 +273,11 @@ def summarize(per_image: pd.DataFrame, metrics, dataset_rows: list[dict]) -> pd.
                 continue
             for c in m.columns:
                 vals = pd.to_numeric(g[c], errors="coerce")
-                good = vals.dropna()
+                good = vals.dropna()  # +inf (PSNR of an identical image, BasicSR's convention) is a value
+                with np.errstate(invalid="ignore"):
+                    std = float(np.std(good.to_numpy(np.float64), ddof=1)) if len(good) > 1 else float("nan")
                 out.append({"method": method, "metric": c, "mean": float(good.mean()) if len(good) else float("nan"),
-                            "std": float(good.std(ddof=1)) if len(good) > 1 else float("nan"), "n": int(len(good)),
+                            "std": std, "n": int(len(good)),
                             "n_failed": int(len(g) - len(good)), "higher_is_better": bool(m.higher_is_better[c])})
     for d in dataset_rows:
         m = next(x for x in metrics if x.name == d["metric"])

@@ -1,0 +1,94 @@
+"""`celebref evaluate`: pairing by id, every image accounted for, resume, and the celebref-mini end-to-end run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from celebref.cli import main
+from celebref.errors import ConfigError
+from celebref.imageio import read_image, write_image
+from evaluation.runner import pair_folders
+
+
+def _pair(tmp: Path, names_lq: list[str], names_gt: list[str]) -> tuple[Path, Path]:
+    rng = np.random.default_rng(0)
+    for n in names_lq:
+        write_image(tmp / "lq" / f"{n}.png", rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    for n in names_gt:
+        write_image(tmp / "gt" / f"{n}.png", rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    return tmp / "lq", tmp / "gt"
+
+
+def test_pairing_refuses_mismatched_stems_with_a_list(tmp_path: Path) -> None:
+    lq, gt = _pair(tmp_path, ["a", "b", "x"], ["a", "b", "y", "z"])
+    with pytest.raises(ConfigError) as e:
+        pair_folders(lq, gt)
+    msg = str(e.value)
+    assert "1 LQ image(s) without ground truth: x" in msg and "2 ground-truth image(s) without LQ: y, z" in msg
+
+
+def test_pairing_is_by_stem_not_by_sorted_listing(tmp_path: Path) -> None:
+    lq, gt = _pair(tmp_path, ["10", "9"], ["9", "10"])
+    recs = pair_folders(lq, gt)
+    assert [(r.id, r.lq_path.stem, r.gt_path.stem) for r in recs] == [("10", "10", "10"), ("9", "9", "9")]
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0**2 / mse))
+
+
+def test_evaluate_rows_summary_resume(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    for i in range(5):
+        gt = cv2.GaussianBlur(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), (0, 0), 2)
+        write_image(tmp_path / "gt" / f"{i}.png", gt)
+        write_image(tmp_path / "lq" / f"{i}.png", cv2.GaussianBlur(gt, (0, 0), 1.5))
+        if i != 4:  # the external method has no output for image 4: a failure, not a dropped row
+            write_image(tmp_path / "ext" / f"{i}.png", gt)
+    run = tmp_path / "run"
+    argv = ["evaluate", "--lq", str(tmp_path / "lq"), "--gt", str(tmp_path / "gt"), "--methods", f"external:perfect={tmp_path / 'ext'}",
+            "--metrics", "psnr,ssim", "--device", "cpu", "--out", str(run)]
+    assert main(argv) == 0
+    per = pd.read_parquet(run / "per_image.parquet")
+    assert len(per) == 5 * 2 and set(per["method"]) == {"lq", "perfect"}
+    lq_rows = per[per["method"] == "lq"].set_index("id")
+    for i in range(5):
+        expected = _psnr(read_image(tmp_path / "lq" / f"{i}.png"), read_image(tmp_path / "gt" / f"{i}.png"))
+        assert lq_rows.loc[str(i), "psnr"] == pytest.approx(expected, abs=1e-6)
+    perfect = per[per["method"] == "perfect"].set_index("id")
+    assert perfect.loc["4", "status"] != "ok" and np.isnan(perfect.loc["4", "psnr"])
+    assert (perfect.drop(index="4")["ssim"] == 1.0).all()
+    summary = pd.read_csv(run / "summary.csv")
+    row = summary[(summary["method"] == "perfect") & (summary["metric"] == "ssim")].iloc[0]
+    assert (row["n"], row["n_failed"]) == (4, 1)
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["data"]["n_images"] == 5 and [m["label"] for m in meta["methods"]] == ["lq", "perfect"]
+    # resume: metric journals are reused, outputs unchanged
+    before = {p: p.stat().st_mtime_ns for p in (run / "cache").rglob("*.jsonl")}
+    assert main(argv) == 0
+    assert {p: p.stat().st_mtime_ns for p in (run / "cache").rglob("*.jsonl")} == before
+    pd.testing.assert_frame_equal(pd.read_parquet(run / "per_image.parquet"), per)
+
+
+def test_evaluate_on_celebref_mini_dfdnet_preset(mini_dir: Path, tmp_path: Path) -> None:
+    """The issue's end-to-end target: the mini set degraded with the dfdnet preset, evaluated with the lq row."""
+    src = tmp_path / "hq"
+    for ident in ("00005", "00022"):
+        for p in sorted((mini_dir / "hq" / ident).glob("*.png"))[:3]:
+            (src / ident).mkdir(parents=True, exist_ok=True)
+            (src / ident / p.name).write_bytes(p.read_bytes())
+    assert main(["degrade", "--preset", "dfdnet", "--seed", "0", "--input", str(src), "--out", str(tmp_path / "test")]) == 0
+    run = tmp_path / "run"
+    assert main(["evaluate", "--data", str(tmp_path / "test"), "--metrics", "psnr,ssim,identity", "--device", "cpu",
+                 "--out", str(run)]) == 0
+    per = pd.read_parquet(run / "per_image.parquet")
+    assert len(per) == 6 and (per["status"] == "ok").all()
+    assert per["psnr"].between(10, 60).all() and per["identity_cos"].notna().all()
+    assert {"deg_scale", "deg_noise_sigma"} <= set(per.columns)
