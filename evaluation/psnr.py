@@ -30,7 +30,7 @@ def psnr_values(pred: torch.Tensor, target: torch.Tensor, crop_border: int = 0, 
     a, b = crop(pred, crop_border), crop(target, crop_border)
     if y_channel:
         d = rgb_to_y(a).to(torch.float64) - rgb_to_y(b).to(torch.float64)
-        mse = d.square().flatten(1).mean(dim=1)
+        mse = torch.stack([x.square().mean() for x in d])  # per image: batch-independent reduction order
     else:
         # integer squared errors summed exactly (int64), like the float64 mean of exact integers
         d = a.to(torch.int32) - b.to(torch.int32)

@@ -62,7 +62,7 @@ def _filter_opencv(maps: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
             part = np.ascontiguousarray(arr[i, :, :, j:j + step])
             f = cv2.sepFilter2D(part, cv2.CV_64F, gk, gk, borderType=cv2.BORDER_REFLECT_101)
             out[i, :, :, j:j + step] = (f if f.ndim == 3 else f[:, :, None])[r:h - r, r:w - r]
-    return torch.from_numpy(out).permute(0, 3, 1, 2)
+    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
 
 def gaussian_filter_valid(maps: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
@@ -90,7 +90,8 @@ def ssim_values(pred: torch.Tensor, target: torch.Tensor, crop_border: int = 0, 
     mu_sq = mu1 * mu1 + mu2 * mu2
     c1, c2 = (K1 * DATA_RANGE) ** 2, (K2 * DATA_RANGE) ** 2
     ssim_map = ((2 * mu12 + c1) * (2 * (e12 - mu12) + c2)) / ((mu_sq + c1) * (e_sq - mu_sq + c2))
-    return ssim_map.flatten(2).mean(dim=2).mean(dim=1)
+    # reduce image by image so that a value never depends on the batch it was computed in
+    return torch.stack([m.flatten(1).mean(dim=1).mean() for m in ssim_map])
 
 
 class SSIM(Metric):
