@@ -242,8 +242,10 @@ def decide(records: list[dict], analyses: dict[str, dict], th: dict, table: Over
         cand = [r for r in rs if _alive(r) and "_pending" not in r and not r["_trusted"]]
         if not cand:  # only trusted moves: use them
             cand = [r for r in rs if _alive(r) and "_pending" not in r]
-        emb = np.array([_face(r, analyses[r["sha256"]])["embedding"] for r in cand], dtype=np.float32).reshape(len(cand), -1)
-        dom = dominant_identity(emb, t_id) if len(cand) else None
+        dom = None
+        if cand:  # a folder may have no usable face at all (every file rejected earlier)
+            emb = np.array([_face(r, analyses[r["sha256"]])["embedding"] for r in cand], dtype=np.float32).reshape(len(cand), -1)
+            dom = dominant_identity(emb, t_id)
         info = {"n_files": len(rs), "n_candidates": len(cand), "core": 0, "core_fraction": None, "anchor": ""}
         if dom is not None:
             centroids[folder] = dom.centroid
