@@ -44,6 +44,9 @@ BOXES = np.array([[151, 188, 232, 269], [277, 182, 363, 268], [229, 273, 297, 34
 
 
 def random_weights(net: DMDNet, seed: int = 0) -> DMDNet:
+    """Random weights whose spectral-normalised convs keep activations at unit scale (so that no
+    layer overflows or underflows into denormals): ``W = (M + k a v^T) / sqrt(fan_in)`` with random
+    unit ``a``, ``v`` and ``k = sqrt(max(fan_in - out, 0))``, then ``u = unit(W v)``; memory banks N(0, 1)."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, buf in net.named_buffers():
@@ -51,11 +54,13 @@ def random_weights(net: DMDNet, seed: int = 0) -> DMDNet:
                 buf.copy_(torch.randn(buf.shape, generator=g))
         for m in net.modules():
             if isinstance(m, SNConv2d):
-                w = torch.randn(m.weight_orig.shape, generator=g) / m.weight_orig[0].numel() ** 0.5
-                v = torch.randn(m.weight_v.shape, generator=g)
-                v /= v.norm()
-                u = w.reshape(w.shape[0], -1) @ v
-                m.weight_orig.copy_(w)
+                h, w = m.weight_orig.shape[0], m.weight_orig[0].numel()
+                a = torch.randn(h, generator=g)
+                v = torch.randn(w, generator=g)
+                a, v = a / a.norm(), v / v.norm()
+                mat = (torch.randn(h, w, generator=g) + max(w - h, 0) ** 0.5 * torch.outer(a, v)) / w**0.5
+                u = mat @ v
+                m.weight_orig.copy_(mat.reshape(m.weight_orig.shape))
                 m.weight_v.copy_(v)
                 m.weight_u.copy_(u / u.norm())
                 m.bias.copy_(0.05 * torch.randn(m.bias.shape, generator=g))

@@ -107,9 +107,10 @@ def _to_uint8(x: np.ndarray) -> np.ndarray:
 def test_state_dict_layout_is_official(meta):
     entries = meta["entries"]
     assert len(entries) == meta["num_entries"]
-    mine = [(k, list(v.shape), str(v.dtype).replace("torch.", "")) for k, v in DMDNet().state_dict().items()]
+    model = DMDNet()
+    mine = [(k, list(v.shape), str(v.dtype).replace("torch.", "")) for k, v in model.state_dict().items()]
     assert mine == [(k, list(s), d) for k, s, d in entries]  # keys, shapes, dtypes and order
-    n_params = sum(p.numel() for p in DMDNet().parameters())
+    n_params = sum(p.numel() for p in model.parameters())
     assert n_params == meta["num_parameter_elements"]
 
 
@@ -190,21 +191,23 @@ def test_specific_forward_matches_golden(net, sp_dict, fixtures):
 
 
 def test_batch_mixes_identities_and_box_sizes(net, sp_dict, fixtures):
-    """Image 0: the LQ with the 3-reference dictionary; image 1: another face, other boxes, a
-    2-reference dictionary (own softmax temperature sqrt(2)). Batched == one at a time."""
+    """Images 0 and 2: the LQ with the 3-reference dictionary (read together); image 1: another
+    face with other boxes and a 2-reference dictionary (its own softmax temperature sqrt(2)).
+    Batched == one image at a time."""
     S = fixtures["specific"]
     refs, rlocs = _t(S["ref_imgs"]), _t(S["ref_locs"])
     with torch.no_grad():
         other = net.generate_specific_dictionary(refs[1:], rlocs[1:])
-        lq = torch.cat([_t(S["lq"]), refs[:1]], 0)
-        loc = torch.stack([_t(S["lq_locs"]), rlocs[0]]).numpy()  # host boxes
-        sp = [[a, b] for a, b in zip(sp_dict, other)]
+        lq = torch.cat([_t(S["lq"]), refs[:1], _t(S["lq"])], 0)
+        loc = torch.stack([_t(S["lq_locs"]), rlocs[0], _t(S["lq_locs"])]).numpy()  # host boxes
+        sp = [[a, b, a] for a, b in zip(sp_dict, other)]
         g, s = net(lq, loc, *sp, generic=False)
         _, single = net(refs[:1], rlocs[:1], *other, generic=False)
-    assert g is None
-    assert _maxdiff(s[:1], S["specific_out"]) <= OUT_ATOL
-    assert float((s[1:] - single).abs().max()) <= OUT_ATOL
-    assert float((s[1:] - _t(S["specific_out"])).abs().max()) > 1e-2  # really a different image
+    assert g is None and s.shape == (3, 3, 512, 512)
+    assert _maxdiff(s[0:1], S["specific_out"]) <= OUT_ATOL
+    assert _maxdiff(s[2:3], S["specific_out"]) <= OUT_ATOL
+    assert float((s[1:2] - single).abs().max()) <= OUT_ATOL
+    assert float((s[1:2] - _t(S["specific_out"])).abs().max()) > 1e-2  # really a different image
 
 
 # -- the restoration methods ------------------------------------------------------------------------

@@ -366,34 +366,36 @@ class DMDNet(nn.Module):
         return out
 
     @staticmethod
-    def _specific_read(sp_list: list[dict[str, torch.Tensor]], groups: list[list[int]], order: torch.Tensor | None, key: str, val: str, q: torch.Tensor) -> torch.Tensor:
-        reads = []
+    def _specific_read(sp_list: list[dict[str, torch.Tensor]], groups: list[list[int]], key: str, val: str, q: torch.Tensor) -> torch.Tensor:
+        """Read each image's own dictionary; images sharing a dictionary are read in one call.
+
+        Only slicing and concatenation (no device index tensors), so nothing waits for the device.
+        """
+        if len(groups) == 1:
+            d = sp_list[0]
+            return read_memory(d[key], d[val], q)
+        rows: list[torch.Tensor | None] = [None] * q.shape[0]
         for g in groups:
             d = sp_list[g[0]]
-            qq = q if len(groups) == 1 else q[g[0] : g[0] + 1] if len(g) == 1 else q[torch.as_tensor(g, device=q.device)]
-            reads.append(read_memory(d[key], d[val], qq))
-        if len(groups) == 1:
-            return reads[0]
-        return torch.cat(reads, 0)[order]
+            qq = torch.cat([q[i : i + 1] for i in g], 0) if len(g) > 1 else q[g[0] : g[0] + 1]
+            r = read_memory(d[key], d[val], qq)
+            for j, i in enumerate(g):
+                rows[i] = r[j : j + 1]
+        return torch.cat(rows, 0)  # type: ignore[arg-type]
 
     def _memory(self, fs: dict[str, torch.Tensor], gen: dict[str, torch.Tensor], sp: list | None) -> dict[str, torch.Tensor]:
         """Per part/scale memory (mixed with the specific read when ``sp`` is given), AdaIN-normalised."""
         groups: list[list[int]] = []
-        order = None
         sp_by_scale: dict[int, list] = {}
         if sp is not None:
             sp_by_scale = {256: sp[0], 128: sp[1], 64: sp[2]}
-            ids: dict[int, int] = {}
-            for i, d in enumerate(sp[0]):
-                if id(d) not in ids:
-                    ids[id(d)] = len(groups)
+            ids: dict[tuple[int, int, int], int] = {}
+            for i in range(len(sp[0])):
+                ident = (id(sp[0][i]), id(sp[1][i]), id(sp[2][i]))
+                if ident not in ids:
+                    ids[ident] = len(groups)
                     groups.append([])
-                groups[ids[id(d)]].append(i)
-            if len(groups) > 1:
-                flat = [i for g in groups for i in g]
-                inv = np.empty(len(flat), dtype=np.int64)
-                inv[flat] = np.arange(len(flat))
-                order = torch.from_numpy(inv).to(fs["f64"].device)
+                groups[ids[ident]].append(i)
         out = {}
         for scale in SCALES:
             for part in PARTS:
@@ -401,7 +403,7 @@ class DMDNet(nn.Module):
                 f = fs[f"{p}{scale}"]
                 mem = gen[f"{p}{scale}"]
                 if sp is not None:
-                    mem_s = self._specific_read(sp_by_scale[scale], groups, order, f"{part}{scale}Key", f"{part}{scale}Value", fs[f"{p}_{scale}_q"])
+                    mem_s = self._specific_read(sp_by_scale[scale], groups, f"{part}{scale}Key", f"{part}{scale}Value", fs[f"{p}_{scale}_q"])
                     mask = getattr(self, f"{part}_{scale}_Mask")(f, mem_s, mem)
                     mem = mask * mem_s + (1 - mask) * mem
                 out[f"{p}{scale}"] = adain(mem, f)
