@@ -71,3 +71,28 @@ def align_face(image: np.ndarray, points5: np.ndarray, size: int = 512,
     m = alignment_matrix(points5, template * (size / 512.0) if size != 512 else template)
     crop = cv2.warpAffine(image, m, (size, size))
     return crop, m
+
+
+def paste_back(image: np.ndarray, face: np.ndarray, inv_matrix: np.ndarray, upscale: int = 1) -> np.ndarray:
+    """Blend a restored 512 crop back into the whole image upscaled ``upscale`` times, as the official
+    ``reverse_align`` does (RGB uint8 in and out):
+
+    1. warp the face with ``inv_matrix`` (see :func:`inverse_matrix`) to the upscaled canvas, and a
+       ones-mask with it; 2. erode the mask by ``2*upscale`` to drop the warped border; 3. ``w_edge =
+       int(sqrt(mask area)) // 20``, erode by ``2*w_edge``, Gaussian blur of size ``2*w_edge+1``;
+    4. blend over ``cv2.resize(image, x upscale)`` (bilinear) and truncate to uint8.
+    """
+    h, w = image.shape[:2]
+    size = (w * upscale, h * upscale)
+    inv_face = cv2.warpAffine(face, inv_matrix, size)
+    mask = np.ones((face.shape[0], face.shape[1], 3), dtype=np.float32)
+    inv_mask = cv2.warpAffine(mask, inv_matrix, size)
+    background = cv2.resize(image, size)
+    mask_inner = cv2.erode(inv_mask, np.ones((2 * upscale, 2 * upscale), np.uint8))
+    face_inner = mask_inner * inv_face
+    area = np.sum(mask_inner) // 3
+    w_edge = int(area ** 0.5) // 20
+    mask_center = cv2.erode(mask_inner, np.ones((w_edge * 2, w_edge * 2), np.uint8))
+    soft = cv2.GaussianBlur(mask_center, (w_edge * 2 + 1, w_edge * 2 + 1), 0)
+    merged = soft * face_inner + (1 - soft) * background
+    return merged.astype(np.uint8)
