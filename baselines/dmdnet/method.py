@@ -99,11 +99,10 @@ def _scaled_landmarks(lm: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 class _Prepared:
-    __slots__ = ("index", "tensor", "loc", "dictionary_key")
+    __slots__ = ("index", "tensor", "loc")
 
     def __init__(self, index: int, tensor: torch.Tensor, loc: np.ndarray):
         self.index, self.tensor, self.loc = index, tensor, loc
-        self.dictionary_key: str | None = None
 
 
 class DMDNetGeneric(RestorationMethod):
@@ -237,7 +236,13 @@ class DMDNetGeneric(RestorationMethod):
 
 class DMDNetSpecific(DMDNetGeneric):
     """DMDNet specific restoration: generic memory mixed with a dictionary built from >= 2
-    high-quality references of the same identity (``RestoreItem.references``)."""
+    high-quality references of the same identity (``RestoreItem.references``).
+
+    Params: ``dict_cache`` (identities whose dictionaries stay cached, LRU), ``ref_chunk`` (encode
+    the references that many at a time to bound memory; 0 = all at once, as the official code),
+    ``face_backend`` (landmark detector for items/references without landmarks). Only the specific
+    output is decoded (the official forward also decodes the generic one, which is discarded here).
+    """
 
     name: ClassVar[str] = "dmdnet-specific"
     description: ClassVar[str] = "DMDNet (Li et al., TPAMI 2022), specific restoration with identity references"
