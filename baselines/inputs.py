@@ -107,12 +107,14 @@ def _read_manifest(path: Path) -> list[InputRecord]:
         gt = row.get("gt_path_abs") or row.get("gt_path")
         lm = row.get("landmarks_path_abs") or row.get("landmarks_path")
         ident = row.get("identity")
+        native = row.get("lq_native_path")
         rec = InputRecord(
             id=str(row["id"]),
             lq_path=lq,
             identity=str(ident) if isinstance(ident, str) and ident else None,
             gt_path=_resolve(base, gt) if isinstance(gt, str) and gt else None,
             gt_landmarks_path=_resolve(base, lm) if isinstance(lm, str) and lm else None,
+            native_path=_resolve(base, native) if isinstance(native, str) and native else None,
             extra={k: v for k, v in row.items()},
         )
         sp = specific.get(os.path.normpath(lq))

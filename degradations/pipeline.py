@@ -335,13 +335,16 @@ class Pipeline:
             return _kernels.generalized_gaussian(k, sx, sy, theta, float(params["blur_beta"]))
         return _kernels.plateau(k, sx, sy, theta, float(params["blur_beta"]))
 
-    def apply(self, img: np.ndarray, params: Mapping[str, Any], lq_size: str | int = "gt", trace: list | None = None) -> np.ndarray:
+    def apply(self, img: np.ndarray, params: Mapping[str, Any], lq_size: str | int = "gt", trace: list | None = None,
+              native_out: list | None = None) -> np.ndarray:
         """Degrade an RGB uint8 ``(H, W, 3)`` image with ``params`` (from :meth:`sample`).
 
         ``lq_size``: ``"gt"`` upsamples back to the input size, an int ``n`` to ``n x n``, ``"native"``
         skips the ``upsample`` step. Returns RGB uint8. Float32 pipelines end with
         ``clip(rint(x * 255), 0, 255)`` (round half to even, as ``torch.round``). When ``trace`` is a
-        list, ``(op, copy of the working array)`` is appended after every applied step."""
+        list, ``(op, copy of the working array)`` is appended after every applied step. When ``native_out`` is a
+        list, the image just before the ``upsample`` step (the LQ at its native low resolution, RGB uint8) is
+        appended to it."""
         if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
             raise ValueError(f"expected an RGB uint8 (H, W, 3) array, got {img.dtype} {img.shape}")
         h, w = img.shape[:2]
@@ -373,6 +376,8 @@ class Pipeline:
             elif op == "jpeg" and params.get("jpeg_applied"):
                 x = _jpeg.jpeg_compress(x, int(params["jpeg_quality"]), treat_rgb_as_bgr=bool(step.get("treat_rgb_as_bgr", False)))
             elif op == "upsample" and lq_size != "native":
+                if native_out is not None:
+                    native_out.append(self._to_uint8(x))
                 target = (w, h) if lq_size == "gt" else (int(lq_size), int(lq_size))
                 x = _resize.resize(x, target, step.get("interp", "cv2_bicubic"))
             elif op == "channel_shift" and params.get("shift_applied"):

@@ -49,7 +49,7 @@ FORMAT_VERSION = 1
 JOURNAL = ".degrade-journal.jsonl"
 MANIFEST_COLUMNS = (
     "id", "identity", "status", "reason", "gt_path", "gt_path_abs", "gt_sha256", "gt_width", "gt_height", "landmarks_path",
-    "preset", "seed", "lq_path", "lq_sha256", "lq_size", "lq_width", "lq_height", "lq_native_width", "lq_native_height",
+    "preset", "seed", "lq_path", "lq_sha256", "lq_size", "lq_width", "lq_height", "lq_native_width", "lq_native_height", "lq_native_path", "lq_native_sha256",
     *PARAM_NAMES, "ref_dir", "ref_landmark_dir", "n_refs",
 )
 
@@ -103,6 +103,11 @@ def lq_relpath(image_id: str) -> str:
     return f"lq/{image_id}.png"
 
 
+def native_relpath(image_id: str) -> str:
+    """``lq_native/<id>.png``: the LQ before it is upsampled back (written when a downscale was applied)."""
+    return f"lq_native/{image_id}.png"
+
+
 def process_item(item: InputItem, job: Job, out: str, previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Degrade one input and write its LQ file; returns its manifest row. Never raises for a bad file:
     the row gets ``status = rejected`` and a ``reason``."""
@@ -118,7 +123,8 @@ def process_item(item: InputItem, job: Job, out: str, previous: Mapping[str, Any
     lq_rel = lq_relpath(item.id)
     lq_abs = os.path.join(out, lq_rel)
     if previous is not None and previous.get("status") == "ok" and previous.get("gt_sha256") == row["gt_sha256"] \
-            and previous.get("lq_path") == lq_rel and os.path.isfile(lq_abs) and sha256_file(lq_abs) == previous.get("lq_sha256"):
+            and previous.get("lq_path") == lq_rel and os.path.isfile(lq_abs) and sha256_file(lq_abs) == previous.get("lq_sha256") \
+            and (not previous.get("lq_native_path") or os.path.isfile(os.path.join(out, str(previous["lq_native_path"])))):
         kept = {c: previous.get(c) for c in MANIFEST_COLUMNS}
         kept.update(gt_path=row["gt_path"], gt_path_abs=row["gt_path_abs"], landmarks_path=row["landmarks_path"])
         return kept
@@ -130,7 +136,8 @@ def process_item(item: InputItem, job: Job, out: str, previous: Mapping[str, Any
     h, w = img.shape[:2]
     try:
         params = job.pipeline.sample(job.seed, item.id, job.overrides)
-        lq = job.pipeline.apply(img, params, job.lq_size)
+        native_img: list[np.ndarray] = []
+        lq = job.pipeline.apply(img, params, job.lq_size, native_out=native_img)
     except Exception as e:  # noqa: BLE001 - e.g. an image too small for the recipe; one file never stops the batch
         row.update(gt_width=w, gt_height=h, reason=f"degradation_failed: {type(e).__name__}: {e}".splitlines()[0][:300])
         return row
@@ -141,7 +148,16 @@ def process_item(item: InputItem, job: Job, out: str, previous: Mapping[str, Any
     if params.get("scale_applied"):
         step = job.pipeline.step("downsample")
         native = downscaled_size(w, h, float(params["scale"]), step.get("size_rule", "floordiv"))
+    native_rel, native_sha = "", ""
+    if params.get("scale_applied") and native_img and native_img[0].shape[:2] != lq.shape[:2]:
+        # the LQ at its native low resolution too, for baselines such as `bicubic` that upsample it themselves
+        native_rel = native_relpath(item.id)
+        native_png = encode_image(native_img[0], ".png", png_fast=True)
+        with atomic_write(os.path.join(out, native_rel), "wb") as f:
+            f.write(native_png)
+        native_sha = sha256_bytes(native_png)
     row.update({k: params[k] for k in PARAM_NAMES})
+    row.update(lq_native_path=native_rel, lq_native_sha256=native_sha)
     row.update(status="ok", reason="", gt_width=w, gt_height=h, lq_path=lq_rel, lq_sha256=sha256_bytes(png),
                lq_size=f"{lq.shape[1]}x{lq.shape[0]}", lq_width=lq.shape[1], lq_height=lq.shape[0],
                lq_native_width=native[0], lq_native_height=native[1])
@@ -159,7 +175,7 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
     bool_cols = [c for c in PARAM_NAMES if c.endswith("_applied")] + ["noise_gray"]
     str_cols = ["id", "identity", "status", "reason", "gt_path", "gt_path_abs", "gt_sha256", "landmarks_path", "preset", "lq_path",
-                "lq_sha256", "lq_size", "blur_kernel", "blur_type", "noise_kind", "color_order", "ref_dir", "ref_landmark_dir"]
+                "lq_sha256", "lq_size", "lq_native_path", "lq_native_sha256", "blur_kernel", "blur_type", "noise_kind", "color_order", "ref_dir", "ref_landmark_dir"]
     int_cols = ["seed", "n_refs"]
     for c in df.columns:
         if c in bool_cols:
@@ -267,14 +283,15 @@ def _write_refs(out: Path, rows: list[dict], items: dict[str, InputItem], mode: 
 
 def _remove_stale(out: Path, previous: Mapping[str, Mapping], rows: list[dict]) -> None:
     """Delete the LQ files and reference folders of ids from an earlier run that are no longer produced
-    (input removed or now rejected); only paths under ``<out>/lq`` and ``<out>/refs`` are touched."""
+    (input removed or now rejected); only paths under ``<out>/lq``, ``<out>/lq_native`` and ``<out>/refs`` are touched."""
     current = {r["id"] for r in rows if r["status"] == "ok"}
     for image_id, row in previous.items():
         if image_id in current:
             continue
-        lq = out / lq_relpath(image_id)
-        if lq.resolve().is_relative_to(out / "lq") and lq.is_file():
-            lq.unlink()
+        for rel, folder in ((lq_relpath(image_id), "lq"), (native_relpath(image_id), "lq_native")):
+            lq = out / rel
+            if lq.resolve().is_relative_to(out / folder) and lq.is_file():
+                lq.unlink()
         ref = out / "refs" / image_id
         if ref.resolve().is_relative_to(out / "refs") and ref.is_dir():
             shutil.rmtree(ref)

@@ -86,9 +86,18 @@ def test_evaluate_on_celebref_mini_dfdnet_preset(mini_dir: Path, tmp_path: Path)
             (src / ident / p.name).write_bytes(p.read_bytes())
     assert main(["degrade", "--preset", "dfdnet", "--seed", "0", "--input", str(src), "--out", str(tmp_path / "test")]) == 0
     run = tmp_path / "run"
-    assert main(["evaluate", "--data", str(tmp_path / "test"), "--metrics", "psnr,ssim,identity", "--device", "cpu",
-                 "--out", str(run)]) == 0
+    man = pd.read_csv(tmp_path / "test" / "manifest.csv", keep_default_na=False)
+    scaled = man[man["scale_applied"].astype(str) == "True"]
+    assert len(scaled) and all(  # the native LQ is kept beside the upsampled one, at its recorded size
+        read_image(tmp_path / "test" / r["lq_native_path"]).shape[:2] == (int(r["lq_native_height"]), int(r["lq_native_width"]))
+        for _, r in scaled.iterrows())
+    assert main(["evaluate", "--data", str(tmp_path / "test"), "--methods", "bicubic", "--metrics", "psnr,ssim,identity",
+                 "--device", "cpu", "--out", str(run)]) == 0
     per = pd.read_parquet(run / "per_image.parquet")
+    assert len(per) == 12 and set(per["method"]) == {"lq", "bicubic"}
+    bic = per[(per["method"] == "bicubic")].set_index("id")
+    assert (bic.loc[scaled["id"], "status"] == "ok").all()
+    per = per[per["method"] == "lq"]
     assert len(per) == 6 and (per["status"] == "ok").all()
     assert per["psnr"].between(10, 60).all() and per["identity_cos"].notna().all()
     assert {"deg_scale", "deg_noise_sigma"} <= set(per.columns)
