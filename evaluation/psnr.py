@@ -8,6 +8,7 @@ Conventions: images ``uint8`` RGB ``(N, 3, H, W)``; ``crop_border`` pixels are r
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .base import Metric
@@ -29,13 +30,27 @@ def psnr_values(pred: torch.Tensor, target: torch.Tensor, crop_border: int = 0, 
     """``(N,)`` float64 PSNR in dB of uint8 RGB batches (conventions in the module docstring)."""
     a, b = crop(pred, crop_border), crop(target, crop_border)
     if y_channel:
-        d = rgb_to_y(a).to(torch.float64) - rgb_to_y(b).to(torch.float64)
-        mse = torch.stack([x.square().mean() for x in d])  # per image: batch-independent reduction order
+        a, b = rgb_to_y(a), rgb_to_y(b)  # float32, as the reference
+    n = a.shape[0]
+    count = float(a[0].numel())
+    if a.device.type == "cpu":
+        import cv2
+
+        an, bn = a.numpy(), b.numpy()
+        sse = []
+        for i in range(n):
+            if an.dtype == np.uint8:
+                # exact: OpenCV sums the integer squared differences in integers (the reference's float64
+                # mean of exact integer squares is exact too, so both equal sum/count)
+                x, y = np.ascontiguousarray(an[i]), np.ascontiguousarray(bn[i])
+                sse.append(float(cv2.norm(x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1]), cv2.NORM_L2SQR)))
+            else:
+                d = an[i].astype(np.float64) - bn[i]
+                sse.append(float(np.square(d).sum()))
+        mse = torch.tensor(sse, dtype=torch.float64) / count
     else:
-        # integer squared errors summed exactly (int64), like the float64 mean of exact integers
-        d = a.to(torch.int32) - b.to(torch.int32)
-        sse = d.square().flatten(1).sum(dim=1, dtype=torch.int64)
-        mse = sse.to(torch.float64) / float(d[0].numel())
+        d = a.to(torch.float64) - b.to(torch.float64)
+        mse = torch.stack([x.square().sum() for x in d]).to("cpu") / count
     out = 10.0 * torch.log10((255.0 * 255.0) / mse)
     return torch.where(mse == 0, torch.full_like(out, float("inf")), out)
 

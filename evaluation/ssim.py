@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from .base import Metric
@@ -44,34 +45,48 @@ def _filter_torch(maps: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.conv2d(out, g.view(1, 1, 1, k).expand(c, 1, 1, k), groups=c)
 
 
-def _filter_opencv(maps: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """The same filter on the CPU with OpenCV's float64 separable filter (several times faster than
-    torch's float64 convolution), channels interleaved; the 5-px border that 'valid' drops is discarded."""
-    import cv2
-    import numpy as np
-
-    b, c, h, w = maps.shape
-    k = g.numel()
-    r = k // 2
-    gk = g.numpy()
-    arr = maps.permute(0, 2, 3, 1).numpy()  # (B, H, W, C), C <= 512 per OpenCV call
-    out = np.empty((b, h - 2 * r, w - 2 * r, c), dtype=np.float64)
-    step = 512
-    for i in range(b):
-        for j in range(0, c, step):
-            part = np.ascontiguousarray(arr[i, :, :, j:j + step])
-            f = cv2.sepFilter2D(part, cv2.CV_64F, gk, gk, borderType=cv2.BORDER_REFLECT_101)
-            out[i, :, :, j:j + step] = (f if f.ndim == 3 else f[:, :, None])[r:h - r, r:w - r]
-    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
-
-
 def gaussian_filter_valid(maps: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
     """Separable 'valid' Gaussian filter of float64 ``(B, C, H, W)`` -> ``(B, C, H-10, W-10)`` for the
-    default 11-tap window (OpenCV on the CPU, grouped convolutions elsewhere)."""
+    default 11-tap window (grouped 1-D convolutions, any device)."""
     g = gaussian_kernel_1d() if g is None else g
-    if maps.device.type == "cpu":
-        return _filter_opencv(maps, g)
     return _filter_torch(maps, g.to(maps.device))
+
+
+def _ssim_map(mu1, mu2, e_sq, e12):
+    """The SSIM map from the four filtered maps (numpy or torch, float64)."""
+    c1, c2 = (K1 * DATA_RANGE) ** 2, (K2 * DATA_RANGE) ** 2
+    mu12 = mu1 * mu2
+    mu_sq = mu1 * mu1
+    mu_sq += mu2 * mu2
+    num = 2 * mu12 + c1
+    num *= 2 * (e12 - mu12) + c2
+    den = mu_sq + c1
+    den *= (e_sq - mu_sq) + c2
+    num /= den
+    return num
+
+
+def _ssim_one_opencv(a: np.ndarray, b: np.ndarray) -> float:
+    """SSIM of one image pair on the CPU: ``a``, ``b`` ``(H, W, C)`` (uint8 or float32 Y), OpenCV's float64
+    separable filter on the four maps interleaved as channels, numpy float64 for the rest."""
+    import cv2
+
+    c = a.shape[2]
+    if a.dtype == np.uint8:  # exact integer products, one float64 conversion
+        ai, bi = a.astype(np.int32), b.astype(np.int32)
+        st = np.concatenate([ai, bi, ai * ai + bi * bi, ai * bi], axis=2).astype(np.float64)
+    else:
+        a64, b64 = a.astype(np.float64), b.astype(np.float64)
+        st = np.concatenate([a64, b64, a64 * a64 + b64 * b64, a64 * b64], axis=2)
+    gk = _KERNEL_NP
+    r = gk.size // 2
+    f = cv2.sepFilter2D(st, cv2.CV_64F, gk, gk, borderType=cv2.BORDER_REFLECT_101)
+    f = f.reshape(f.shape[0], f.shape[1], -1)[r:-r, r:-r]
+    m = _ssim_map(f[..., :c], f[..., c:2 * c], f[..., 2 * c:3 * c], f[..., 3 * c:])
+    return float(np.mean([m[..., k].mean() for k in range(c)]))
+
+
+_KERNEL_NP = gaussian_kernel_1d().numpy()
 
 
 def ssim_values(pred: torch.Tensor, target: torch.Tensor, crop_border: int = 0, y_channel: bool = False) -> torch.Tensor:
@@ -80,18 +95,17 @@ def ssim_values(pred: torch.Tensor, target: torch.Tensor, crop_border: int = 0, 
     if min(a.shape[-2:]) < WINDOW:
         raise ValueError(f"SSIM needs images of at least {WINDOW}x{WINDOW} after cropping, got {a.shape[-2]}x{a.shape[-1]}")
     if y_channel:
-        a, b = rgb_to_y(a).to(torch.float64), rgb_to_y(b).to(torch.float64)
-    else:
-        a, b = a.to(torch.float64), b.to(torch.float64)
+        a, b = rgb_to_y(a), rgb_to_y(b)  # float32, as the reference
+    if a.device.type == "cpu":
+        an = a.permute(0, 2, 3, 1).numpy()
+        bn = b.permute(0, 2, 3, 1).numpy()
+        return torch.tensor([_ssim_one_opencv(an[i], bn[i]) for i in range(an.shape[0])], dtype=torch.float64)
+    a, b = a.to(torch.float64), b.to(torch.float64)
     c = a.shape[1]
     stats = gaussian_filter_valid(torch.cat([a, b, a * a + b * b, a * b], dim=1))
-    mu1, mu2, e_sq, e12 = stats[:, :c], stats[:, c:2 * c], stats[:, 2 * c:3 * c], stats[:, 3 * c:]
-    mu12 = mu1 * mu2
-    mu_sq = mu1 * mu1 + mu2 * mu2
-    c1, c2 = (K1 * DATA_RANGE) ** 2, (K2 * DATA_RANGE) ** 2
-    ssim_map = ((2 * mu12 + c1) * (2 * (e12 - mu12) + c2)) / ((mu_sq + c1) * (e_sq - mu_sq + c2))
+    m = _ssim_map(stats[:, :c], stats[:, c:2 * c], stats[:, 2 * c:3 * c], stats[:, 3 * c:])
     # reduce image by image so that a value never depends on the batch it was computed in
-    return torch.stack([m.flatten(1).mean(dim=1).mean() for m in ssim_map])
+    return torch.stack([x.flatten(1).mean(dim=1).mean() for x in m])
 
 
 class SSIM(Metric):
