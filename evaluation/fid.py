@@ -34,6 +34,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from celebref.device import set_exact_math
 from celebref.errors import ConfigError
 from celebref.fsutil import atomic_write_bytes
 
@@ -185,6 +186,8 @@ class FID(Metric):
     def set_model(self, model: FIDInception, extractor_id: str) -> "FID":
         """Use an already-built network; ``extractor_id`` names its weights in the feature cache."""
         self.model = model.to(self.device).eval()
+        if self.device.type == "cuda":
+            set_exact_math()  # no TF32: float32 parity with the reference
         self.extractor_id = extractor_id
         self.loaded = True
         return self

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from celebref.device import set_exact_math
 from celebref.errors import WeightError
 
 from .backbones import build_backbone
@@ -123,7 +124,7 @@ class LPIPS(Metric):
         bb_name, lin_name = self.weights
         model.backbone.load_torchvision_state_dict(unwrap_state_dict(load_torch_checkpoint(bb_name)), source=bb_name)
         model.load_linear(load_linear_weights(weight_path(lin_name)), source=lin_name)
-        self.model = model.to(self.device)
+        self.set_model(model)
 
     def set_model(self, model: LPIPSNet) -> "LPIPS":
         """Use an already-built network (e.g. with test weights) instead of the weight store."""
@@ -131,6 +132,8 @@ class LPIPS(Metric):
             raise ValueError(f"{self.name} needs a {self.net!r} backbone, got {model.net_name!r}")
         self.model = model.to(self.device).eval()
         self.loaded = True
+        if self.device.type == "cuda":
+            set_exact_math()  # no TF32: float32 parity with the reference
         return self
 
     def _describe(self) -> dict:
