@@ -26,15 +26,21 @@ def crop(images: torch.Tensor, border: int) -> torch.Tensor:
     return images[..., border:-border, border:-border]
 
 
-def psnr_values(pred: torch.Tensor, target: torch.Tensor, crop_border: int = 0, y_channel: bool = False) -> torch.Tensor:
-    """``(N,)`` float64 PSNR in dB of uint8 RGB batches (conventions in the module docstring)."""
+def psnr_values(pred: torch.Tensor, target: torch.Tensor, crop_border: int = 0, y_channel: bool = False,
+                impl: str = "auto") -> torch.Tensor:
+    """``(N,)`` float64 PSNR in dB of uint8 RGB batches (conventions in the module docstring). ``impl``:
+    ``"auto"`` (OpenCV/numpy on the CPU, torch elsewhere), ``"opencv"`` or ``"torch"``."""
     a, b = crop(pred, crop_border), crop(target, crop_border)
     if y_channel:
         a, b = rgb_to_y(a), rgb_to_y(b)  # float32, as the reference
     n = a.shape[0]
     count = float(a[0].numel())
-    if a.device.type == "cpu":
+    if impl not in ("auto", "opencv", "torch"):
+        raise ValueError(f"unknown PSNR implementation {impl!r}")
+    if impl == "opencv" or (impl == "auto" and a.device.type == "cpu"):
         import cv2
+
+        a, b = a.cpu(), b.cpu()
 
         an, bn = a.numpy(), b.numpy()
         sse = []

@@ -89,14 +89,19 @@ def _ssim_one_opencv(a: np.ndarray, b: np.ndarray) -> float:
 _KERNEL_NP = gaussian_kernel_1d().numpy()
 
 
-def ssim_values(pred: torch.Tensor, target: torch.Tensor, crop_border: int = 0, y_channel: bool = False) -> torch.Tensor:
-    """``(N,)`` float64 SSIM of uint8 RGB batches (conventions in the module docstring)."""
+def ssim_values(pred: torch.Tensor, target: torch.Tensor, crop_border: int = 0, y_channel: bool = False,
+                impl: str = "auto") -> torch.Tensor:
+    """``(N,)`` float64 SSIM of uint8 RGB batches (conventions in the module docstring). ``impl``: ``"auto"``
+    (OpenCV on the CPU, torch elsewhere), ``"opencv"`` or ``"torch"`` (same numbers to ~1e-14)."""
     a, b = crop(pred, crop_border), crop(target, crop_border)
     if min(a.shape[-2:]) < WINDOW:
         raise ValueError(f"SSIM needs images of at least {WINDOW}x{WINDOW} after cropping, got {a.shape[-2]}x{a.shape[-1]}")
     if y_channel:
         a, b = rgb_to_y(a), rgb_to_y(b)  # float32, as the reference
-    if a.device.type == "cpu":
+    if impl not in ("auto", "opencv", "torch"):
+        raise ValueError(f"unknown SSIM implementation {impl!r}")
+    if impl == "opencv" or (impl == "auto" and a.device.type == "cpu"):
+        a, b = a.cpu(), b.cpu()
         an = a.permute(0, 2, 3, 1).numpy()
         bn = b.permute(0, 2, 3, 1).numpy()
         return torch.tensor([_ssim_one_opencv(an[i], bn[i]) for i in range(an.shape[0])], dtype=torch.float64)

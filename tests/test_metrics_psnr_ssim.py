@@ -9,7 +9,8 @@ import torch
 from celebref.errors import ConfigError
 from evaluation.color import rgb_to_y
 from evaluation.registry import create_metric
-from evaluation.ssim import gaussian_kernel_1d
+from evaluation.psnr import psnr_values
+from evaluation.ssim import gaussian_kernel_1d, ssim_values
 
 from _metrics_golden import image_sha, load_json, metrics_dir, read_checked, tolerance, within
 
@@ -40,6 +41,18 @@ def test_psnr_ssim_match_basicsr(pairs, crop, y):
         assert got.dtype == np.float64 and got.shape == (len(rows),)
         ok = within(got, golden, atol, rtol)
         assert ok.all(), f"{metric} {tag}: max diff {np.abs(got - golden).max():.3g} > atol {atol}"
+
+
+@pytest.mark.golden
+@pytest.mark.parametrize("crop,y", [(0, False), (4, True)])
+def test_torch_implementation_matches_too(pairs, crop, y):
+    """The torch path (used on CUDA) checked on the CPU against the same goldens."""
+    mdir, rows, pred, target = pairs
+    tag = f"crop{crop}_{'y' if y else 'rgb'}"
+    got_p = psnr_values(pred[:3], target[:3], crop, y, impl="torch").numpy()
+    got_s = ssim_values(pred[:3], target[:3], crop, y, impl="torch").numpy()
+    assert within(got_p, [r[f"basicsr_psnr_{tag}"] for r in rows[:3]], *tolerance(mdir, "psnr_db")).all()
+    assert within(got_s, [r[f"basicsr_ssim_{tag}"] for r in rows[:3]], *tolerance(mdir, "ssim")).all()
 
 
 @pytest.mark.golden
