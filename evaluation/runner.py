@@ -24,7 +24,7 @@ import torch
 from baselines.inputs import InputRecord, read_inputs
 from baselines.registry import create_method, split_method_list
 from baselines.runner import RestoreRunner
-from celebref.device import batched
+from celebref.device import batched, resolve_device
 from celebref.errors import ConfigError, WeightError
 from celebref.fsutil import atomic_write_json, atomic_write_text, sha256_file
 from celebref.imageio import list_images, read_image
@@ -88,7 +88,8 @@ def load_test_set(data: str | None, lq: str | None, gt: str | None) -> tuple[lis
         djson = (Path(data) if Path(data).is_dir() else Path(data).parent) / "degrade.json"
         if djson.is_file():
             meta = json.loads(djson.read_text(encoding="utf-8"))
-            info.update({"preset": meta.get("preset"), "seed": meta.get("seed"), "degrade": meta})
+            conf = meta.get("config", meta)
+            info.update({"preset": conf.get("preset"), "seed": conf.get("seed"), "degrade": meta})
     elif lq and gt:
         records = pair_folders(Path(lq), Path(gt))
         info = {"kind": "paired-folders", "lq": str(Path(lq).resolve()), "gt": str(Path(gt).resolve())}
@@ -242,7 +243,7 @@ def evaluate(records: list[InputRecord], data_info: dict, cfg: EvalConfig) -> pd
         "metrics": [m.describe() for m in metrics], "methods": [
             {"label": r.method.label, "name": r.method.name, "params": r.method.params, "weights": r.weights} for r in runs],
         "skipped": cfg.skipped, "data": {k: v for k, v in data_info.items() if k != "degrade"},
-        "degrade": data_info.get("degrade"), "device": cfg.device, "precision": cfg.precision,
+        "degrade": data_info.get("degrade"), "device": str(resolve_device(cfg.device)), "precision": cfg.precision,
         "batch_size": cfg.batch_size, "landmarks": cfg.landmark_source, "on_landmark_failure": cfg.landmark_policy,
         "dataset_metrics": dataset_rows,
     })
