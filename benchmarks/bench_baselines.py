@@ -10,8 +10,9 @@ Weights: the real checkpoints when the weight store has them (``--weights store`
 own random initialisation (``--weights random``, the default; speed does not depend on the values).
 Timed: ``method.restore(items)`` on aligned 512x512 RGB uint8 faces (conversions included), after
 ``--warmup`` untimed batches. Reported per batch size: median seconds per batch, seconds per image and
-images/s, plus the 1-minute load average before/after (the CPU machine may be shared: compare figures
-taken under similar load only).
+images/s, process CPU seconds per run (``cpu_s``; about threads x wall when the threads were not starved)
+and the 1-minute load average before/after (the CPU machine may be shared: compare figures taken under
+similar load only).
 """
 
 from __future__ import annotations
@@ -39,6 +40,17 @@ def _load_avg() -> float | None:
     try:
         return os.getloadavg()[0]
     except OSError:
+        return None
+
+
+def _peak_rss_mib() -> float | None:
+    """Peak resident memory of this process so far (Linux/macOS), MiB."""
+    try:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
+    except (ImportError, OSError):
         return None
 
 
@@ -72,22 +84,23 @@ def bench(spec: str, batch_sizes: list[int], repeats: int, warmup: int, device: 
         for _ in range(warmup):
             m.restore(items)
         la0 = _load_avg()
-        times = []
+        times, cpu = [], []
         for _ in range(repeats):
             if m.device.type == "cuda":
                 torch.cuda.synchronize()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             res = m.restore(items)
             if m.device.type == "cuda":
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
             bad = [r for r in res if r.status != "ok"]
             if bad:
                 raise RuntimeError(f"{spec}: {bad[0].status}: {bad[0].reason}")
         med = statistics.median(times)
-        row = {"method": m.label, "batch": bs, "runs_s": [round(t, 3) for t in times], "median_batch_s": round(med, 3),
+        row = {"method": m.label, "batch": bs, "runs_s": [round(t, 3) for t in times], "cpu_s": [round(c, 2) for c in cpu], "median_batch_s": round(med, 3),
                "s_per_image": round(med / bs, 3), "images_per_s": round(bs / med, 3),
-               "load_avg_1min": [la0, _load_avg()]}
+               "load_avg_1min": [la0, _load_avg()], "peak_rss_mib_process": _peak_rss_mib()}
         print(json.dumps(row), flush=True)
         rows.append(row)
     return {"method": m.label, "rows": rows}
