@@ -9,7 +9,8 @@ Y); SSIM = mean of the SSIM map, then the mean over channels (3 for RGB, 1 for Y
 Only four filtered maps per channel are needed: ``mu_a``, ``mu_b``, ``E[a^2 + b^2]`` and ``E[ab]`` (the
 reference filters ``a^2`` and ``b^2`` separately but only ever uses ``sigma_a^2 + sigma_b^2``); the Gaussian is
 separable and runs as two 1-D passes. Both are exact rewrites; the result agrees with the reference's 2-D
-filter to ~1e-14.
+filter to ~1e-14. On the CPU the filter is OpenCV's float64 ``sepFilter2D`` (in row strips, images one by
+one); on other devices grouped float64 convolutions in torch (``impl="torch"`` forces that path anywhere).
 """
 
 from __future__ import annotations
