@@ -307,8 +307,10 @@ def test_fast_matching_equals_official_formulation(net, batch_run, dev):
 
 
 def test_batch_of_two_equals_batch_of_one_through_the_method(net, batch_run):
-    """Image 1 of the batch (other boxes than image 0) restored alone through the method."""
+    """Image 1 of the batch (other boxes than image 0) restored alone through the method (which runs
+    the large convolutions channels-last by default: not bit-identical, so compared after uint8)."""
     m = DFDNetMethod.from_network(net)
+    assert m.params["channels_last"] is True
     [res] = m.restore([RestoreItem("mirrored", batch_run["img2"], landmarks=batch_run["lm2"])])
     assert res.status == STATUS_OK and res.image.shape == (512, 512, 3) and res.image.dtype == np.uint8
     from_batch = from_dfdnet_tensor(batch_run["out"][1])

@@ -47,27 +47,28 @@ class SNConv2d(nn.Module):
         self.register_buffer("weight_v", v)
         self._cache: tuple[Any, torch.Tensor] | None = None
 
+    def _compute_weight(self) -> torch.Tensor:
+        w_mat = self.weight_orig.reshape(self.weight_orig.shape[0], -1)
+        sigma = torch.dot(self.weight_u, torch.mv(w_mat, self.weight_v))
+        return self.weight_orig / sigma
+
     def normalized_weight(self) -> torch.Tensor:
-        """``weight_orig / sigma`` (torch's eval-mode spectral norm, same op order)."""
+        """``weight_orig / sigma`` (torch's eval-mode spectral norm, same op order). Cached while
+        gradients are off; recomputed when a parameter/buffer changes (load, ``.to()``)."""
+        if torch.is_grad_enabled():
+            return self._compute_weight()
         w, u, v = self.weight_orig, self.weight_u, self.weight_v
-        key = (w.device, w.dtype, w._version, u._version, v._version, id(w), id(u), id(v))
-        if self._cache is not None and self._cache[0] == key:
-            return self._cache[1]
-        with torch.no_grad():
-            w_mat = w.reshape(w.shape[0], -1)
-            sigma = torch.dot(u, torch.mv(w_mat, v))
-            weight = w / sigma
-        self._cache = (key, weight)
-        return weight
+        key = (id(w), id(u), id(v), w._version, u._version, v._version)
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, self._compute_weight())
+        return self._cache[1]
 
     def _apply(self, fn, recurse=True):  # device/dtype moves invalidate the cache
         self._cache = None
         return super()._apply(fn, recurse)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight = self.normalized_weight() if not torch.is_grad_enabled() else self.weight_orig / torch.dot(
-            self.weight_u, torch.mv(self.weight_orig.reshape(self.out_ch, -1), self.weight_v))
-        return F.conv2d(x, weight, self.bias, 1, self.padding, self.dilation)
+        return F.conv2d(x, self.normalized_weight(), self.bias, 1, self.padding, self.dilation)
 
 
 class Blur(nn.Module):

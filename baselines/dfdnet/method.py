@@ -18,7 +18,10 @@ detected) or ``landmarks_rejected``; ``input`` -> the input is copied, status ``
 behaves like ``input`` (status ``fallback_input``, the reason says so).
 
 Params: ``matching`` (``fast``: precomputed atom statistics, the default; ``reference``: the official
-per-crop formulation, same atom choices, for checks), ``face_backend``. Spectral norm runs in
+per-crop formulation, same atom choices, for checks), ``channels_last`` (default true: NHWC layout for
+the large convolutions, about 30% faster on CPU; 7e-6 max abs from the official float32 output on the
+golden, same atom choices; ``dfdnet:channels_last=false`` gives the official NCHW run bit for bit),
+``face_backend``. Spectral norm runs in
 evaluation mode (see :class:`baselines.dfdnet.layers.SNConv2d`). The official script processes one
 image per forward; here a batch of B images (each with its own boxes) runs in one forward.
 """
@@ -102,7 +105,7 @@ class DFDNetMethod(RestorationMethod):
     needs_landmarks: ClassVar[bool] = True
     weights: ClassVar[tuple[str, ...]] = ("dfdnet-generator", "dfdnet-dictionary")
     input_size: ClassVar[int | None] = SIZE
-    param_defaults: ClassVar[dict[str, Any]] = {"face_backend": "auto", "matching": "fast"}
+    param_defaults: ClassVar[dict[str, Any]] = {"face_backend": "auto", "matching": "fast", "channels_last": True}
 
     net: DFDNetGenerator | None = None
 
@@ -182,7 +185,8 @@ class DFDNetMethod(RestorationMethod):
         """One batched forward on ``(B,3,512,512)`` ``[-1,1]`` inputs with host-side boxes."""
         assert self.net is not None
         with torch.inference_mode(), autocast(self.device, self.precision):
-            return self.net(x.to(self.device), boxes, matching=self.params["matching"], record=record)
+            return self.net(x.to(self.device), boxes, matching=self.params["matching"], record=record,
+                            channels_last=bool(self.params["channels_last"]))
 
     def _run(self, batch: list[tuple[int, torch.Tensor, np.ndarray]]) -> list[np.ndarray]:
         x = torch.cat([t for _, t, _ in batch], 0)
