@@ -306,6 +306,16 @@ def test_fast_matching_equals_official_formulation(net, batch_run, dev):
                     np.testing.assert_allclose(ref_scores.numpy(), dev["scores_f32"][s, p], rtol=1e-6)
 
 
+def test_method_restores_the_dev_case(net, dev):
+    """End to end through ``restore()`` (landmarks -> boxes, official input/output conversions, the
+    method's default channels-last layout): the golden ``output_uint8`` within +-1."""
+    m = DFDNetMethod.from_network(net)
+    [res] = m.restore([RestoreItem("dev", dev["lq_uint8"], landmarks=dev["landmarks"])])
+    assert res.status == STATUS_OK and res.seconds > 0
+    diff = np.abs(res.image.astype(np.int16) - dev["output_uint8"])
+    assert diff.max() <= UINT8_ATOL and (diff > 0).mean() < 1e-3
+
+
 def test_batch_of_two_equals_batch_of_one_through_the_method(net, batch_run):
     """Image 1 of the batch (other boxes than image 0) restored alone through the method (which runs
     the large convolutions channels-last by default: not bit-identical, so compared after uint8)."""
