@@ -11,16 +11,14 @@ are lowered for the demo (``--min-face-size 64 --min-blur 0``).
 
 from __future__ import annotations
 
-import os
 import shutil
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from .fsutil import atomic_write_bytes
-from .imageio import encode_image, read_image, write_image
+from .imageio import encode_image, read_image
 
 DEMO_METRICS = ("psnr", "ssim", "lpips", "fid", "niqe", "identity", "lmd")
 

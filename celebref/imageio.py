@@ -32,7 +32,7 @@ from typing import Iterable, Sequence
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from .errors import ImageReadError
 from .fsutil import atomic_write_bytes

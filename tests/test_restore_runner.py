@@ -149,7 +149,6 @@ def test_restore_cli_reports_unknown_method_without_traceback(tmp_path: Path, ca
 
 def test_restore_json_records_run(tmp_path: Path) -> None:
     """End to end through the CLI with the weight-free `lq` baseline."""
-    pytest.importorskip("baselines.classical")
     from celebref.cli import main
 
     for i in range(3):

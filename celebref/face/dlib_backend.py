@@ -1,7 +1,8 @@
 """dlib face analysis: HOG or CNN (MMOD) detector, 5- and 68-point shape predictors, 128-d ResNet descriptor.
 
-Works fully offline with the ``dlib`` extra (``dlib-bin`` + ``face-recognition-models``; the model files are
-public domain / CC0, dlib is Boost-licensed). ``face_recognition_models`` is **not imported** (its
+Works fully offline with the ``dlib`` extra (``dlib-bin`` + ``face-recognition-models``; dlib is
+Boost-licensed; the 68-point predictor was trained on iBUG 300-W, whose terms exclude commercial use — see
+``celebref weights list`` for each model file's licence). ``face_recognition_models`` is **not imported** (its
 ``__init__`` imports ``pkg_resources``, which setuptools >= 81 removed): its ``models/*.dat`` files are found
 with :func:`importlib.util.find_spec`. ``CELEBREF_DLIB_MODELS`` may point at another folder holding the same
 file names.
