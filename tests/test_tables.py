@@ -84,3 +84,20 @@ def test_tables_csv_long_form(runs, capsys) -> None:
 def test_tables_unknown_metric_is_a_clear_error(runs, capsys) -> None:
     assert main(["tables", str(runs[0]), "--metrics", "psnr,fidd"]) == 2
     assert "fidd" in capsys.readouterr().err
+
+
+def test_latex_table_compiles_in_a_minimal_document(runs, capsys, tmp_path) -> None:
+    import shutil
+    import subprocess
+
+    pdflatex = shutil.which("pdflatex")
+    if pdflatex is None:
+        pytest.skip("pdflatex not installed (.ci/run installs Debian's texlive-latex-recommended)")
+    assert main(["tables", *map(str, runs), "--format", "latex", "--names", "g_1,s&2"]) == 0
+    table = capsys.readouterr().out
+    doc = "\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n" + table + "\\end{document}\n"
+    (tmp_path / "t.tex").write_text(doc)
+    r = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", "t.tex"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout[-2000:]
+    assert (tmp_path / "t.pdf").stat().st_size > 1000
