@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -305,20 +304,6 @@ def test_fast_matching_equals_official_formulation(net, batch_run, dev):
                 assert float((fast_scores[n] - ref_scores).abs().max() / top) < 1e-5
                 if n == 0:
                     np.testing.assert_allclose(ref_scores.numpy(), dev["scores_f32"][s, p], rtol=1e-6)
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("CELEBREF_SLOW_TESTS"), reason="a float64 forward takes minutes; set CELEBREF_SLOW_TESTS=1")
-def test_dev_forward_float64(checkpoint, dict_arrays, dev):
-    """README: the float64 run (model, input and dictionaries widened) within max-abs 1e-10."""
-    g = DFDNetGenerator(DictionarySet.from_arrays(dict_arrays))
-    g.load_state_dict(checkpoint, strict=True)
-    g = g.eval().double()
-    rec: dict = {}
-    with torch.inference_mode():
-        out = g(torch.from_numpy(dev["input"]).double(), [part_locations(dev["landmarks"])], record=rec)
-    assert float((out - torch.from_numpy(dev["output_f64"])).abs().max()) <= 1e-10
-    assert np.array_equal(rec["selected_index"][0].numpy(), dev["selected_index"])
 
 
 def test_method_restores_the_dev_case(net, dev):
