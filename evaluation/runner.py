@@ -146,7 +146,7 @@ def evaluate(records: list[InputRecord], data_info: dict, cfg: EvalConfig) -> pd
     out = cfg.out
     out.mkdir(parents=True, exist_ok=True)
     started = now()
-    profile = get_profile(cfg.profile) if cfg.profile else None
+    profile = get_profile(cfg.profile)  # None -> "default": every convention is recorded, never implied
     if not records:
         raise ConfigError("the test set is empty")
     missing_gt = [r.id for r in records if r.gt_path is None]
@@ -239,7 +239,7 @@ def evaluate(records: list[InputRecord], data_info: dict, cfg: EvalConfig) -> pd
     atomic_write_text(out / "summary.csv", summary.to_csv(index=False, lineterminator="\n"))
     atomic_write_json(out / "run.json", {
         "command": command_line(cfg.argv), "argv": cfg.argv, "started": started, "finished": now(),
-        "versions": versions(), "profile": (profile.describe() if profile is not None and hasattr(profile, "describe") else cfg.profile),
+        "versions": versions(), "profile": profile.describe(),
         "metrics": [m.describe() for m in metrics], "methods": [
             {"label": r.method.label, "name": r.method.name, "params": r.method.params, "weights": r.weights} for r in runs],
         "skipped": cfg.skipped, "data": {k: v for k, v in data_info.items() if k != "degrade"},
@@ -290,8 +290,12 @@ def summarize(per_image: pd.DataFrame, metrics, dataset_rows: list[dict]) -> pd.
     return pd.DataFrame(out, columns=["method", "metric", "mean", "std", "n", "n_failed", "higher_is_better"])
 
 
-def print_summary(summary: pd.DataFrame, stream=sys.stderr) -> None:
+def print_summary(summary: pd.DataFrame, stream=sys.stderr, profile: str | None = None) -> None:
+    """The summary, followed by the metric profile's conventions (a number is never printed without them)."""
     for _, r in summary.iterrows():
         arrow = "↑" if r["higher_is_better"] else "↓"
         std = "" if pd.isna(r["std"]) else f" ± {r['std']:.4f}"
         print(f"  {r['method']:<20} {r['metric']:<16}{arrow} {r['mean']:.4f}{std}  (n={r['n']}, failed={r['n_failed']})", file=stream)
+    from evaluation.profiles import get_profile
+
+    print(get_profile(profile).summary(), file=stream)

@@ -42,7 +42,7 @@ def load_run(path: str | Path, name: str | None = None) -> RunSummary:
     if (path / "run.json").is_file():
         meta = json.loads((path / "run.json").read_text(encoding="utf-8"))
         prof = meta.get("profile")
-        profile = prof.get("name", "") if isinstance(prof, dict) else (prof or "")
+        profile = (prof.get("profile") or prof.get("name", "")) if isinstance(prof, dict) else (prof or "")
         if label is None:
             data = meta.get("data") or {}
             label = (meta.get("degrade") or {}).get("preset") or Path(str(data.get("path") or path)).name

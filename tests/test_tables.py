@@ -60,7 +60,7 @@ def runs(tmp_path: Path) -> list[Path]:
         d = tmp_path / name
         d.mkdir()
         (d / "summary.csv").write_text(text)
-        (d / "run.json").write_text(json.dumps({"profile": {"name": "default"}, "data": {"path": str(d)}}))
+        (d / "run.json").write_text(json.dumps({"profile": {"profile": "default"}, "data": {"path": str(d)}}))
         out.append(d)
     return out
 
