@@ -16,6 +16,8 @@ one); on other devices grouped float64 convolutions in torch (``impl="torch"`` f
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -131,7 +133,14 @@ def ssim_values(pred: torch.Tensor, target: torch.Tensor, crop_border: int = 0, 
         a, b = a.cpu(), b.cpu()
         an = a.permute(0, 2, 3, 1).contiguous().numpy()  # HWC (a cheap uint8 copy): contiguous rows
         bn = b.permute(0, 2, 3, 1).contiguous().numpy()
-        return torch.tensor([_ssim_one_opencv(an[i], bn[i]) for i in range(an.shape[0])], dtype=torch.float64)
+        n = an.shape[0]
+        workers = min(n, os.cpu_count() or 1)
+        if workers <= 1:
+            vals = [_ssim_one_opencv(an[i], bn[i]) for i in range(n)]
+        else:  # OpenCV and numpy release the GIL: images of a batch run on all cores (same values, same order)
+            with ThreadPoolExecutor(max_workers=workers) as ex:
+                vals = list(ex.map(_ssim_one_opencv, an, bn))
+        return torch.tensor(vals, dtype=torch.float64)
     a, b = a.to(torch.float64), b.to(torch.float64)
     c = a.shape[1]
     stats = gaussian_filter_valid(torch.cat([a, b, a * a + b * b, a * b], dim=1))
