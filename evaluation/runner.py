@@ -290,8 +290,10 @@ def summarize(per_image: pd.DataFrame, metrics, dataset_rows: list[dict]) -> pd.
     return pd.DataFrame(out, columns=["method", "metric", "mean", "std", "n", "n_failed", "higher_is_better"])
 
 
-def print_summary(summary: pd.DataFrame, stream=sys.stderr, profile: str | None = None) -> None:
-    """The summary, followed by the metric profile's conventions (a number is never printed without them)."""
+def print_summary(summary: pd.DataFrame, stream=None, profile: str | None = None) -> None:
+    """The summary, followed by the metric profile's conventions (a number is never printed without them).
+    ``stream`` defaults to the current ``sys.stderr`` (looked up at call time)."""
+    stream = sys.stderr if stream is None else stream
     for _, r in summary.iterrows():
         arrow = "↑" if r["higher_is_better"] else "↓"
         std = "" if pd.isna(r["std"]) else f" ± {r['std']:.4f}"

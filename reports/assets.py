@@ -32,18 +32,25 @@ def _fit(img: np.ndarray, width: int) -> np.ndarray:
     return cv2.resize(img, (width, height), interpolation=interp)
 
 
-def thumbnail(src: Path, out_dir: Path, width: int = THUMB) -> str | None:
-    """Write a thumbnail of ``src`` into ``out_dir``; returns its file name, or None if unreadable."""
-    name = asset_name("thumb", os.path.abspath(src), width)
-    dst = out_dir / name
-    if dst.is_file():
+def _make_asset(out_dir: Path, name: str, src: Path, render) -> str | None:
+    """Write ``render(image of src)`` (an RGB array, or None for nothing) as ``out_dir/name`` JPEG unless it
+    exists; returns ``name``, or None when ``src`` is unreadable or nothing was rendered."""
+    if (out_dir / name).is_file():
         return name
     try:
         img = read_image(src)
     except ImageReadError:
         return None
-    atomic_write_bytes(dst, encode_image(_fit(img, width), ".jpg", 90))
+    out = render(img)
+    if out is None:
+        return None
+    atomic_write_bytes(out_dir / name, encode_image(out, ".jpg", 90))
     return name
+
+
+def thumbnail(src: Path, out_dir: Path, width: int = THUMB) -> str | None:
+    """Write a thumbnail of ``src`` into ``out_dir``; returns its file name, or None if unreadable."""
+    return _make_asset(out_dir, asset_name("thumb", os.path.abspath(src), width), src, lambda img: _fit(img, width))
 
 
 def _box(points: np.ndarray, shape: tuple[int, int], margin: float) -> tuple[int, int, int, int]:
@@ -56,24 +63,15 @@ def _box(points: np.ndarray, shape: tuple[int, int], margin: float) -> tuple[int
 
 def detail_crops(src: Path, landmarks: np.ndarray, out_dir: Path, width: int = THUMB) -> str | None:
     """Enlarged crops of the eyes (points 36-47) and the mouth (48-67), stacked, as one JPEG."""
-    name = asset_name("detail", os.path.abspath(src), width, landmarks.round(1).tobytes())
-    dst = out_dir / name
-    if dst.is_file():
-        return name
-    try:
-        img = read_image(src)
-    except ImageReadError:
-        return None
-    parts = []
-    for idx in (slice(36, 48), slice(48, 68)):
-        x1, y1, x2, y2 = _box(landmarks[idx], img.shape[:2], 0.25)
-        if x2 - x1 < 2 or y2 - y1 < 2:
-            continue
-        parts.append(_fit(img[y1:y2, x1:x2], width))
-    if not parts:
-        return None
-    atomic_write_bytes(dst, encode_image(np.concatenate(parts, axis=0), ".jpg", 90))
-    return name
+    def render(img: np.ndarray) -> np.ndarray | None:
+        parts = []
+        for idx in (slice(36, 48), slice(48, 68)):
+            x1, y1, x2, y2 = _box(landmarks[idx], img.shape[:2], 0.25)
+            if x2 - x1 >= 2 and y2 - y1 >= 2:
+                parts.append(_fit(img[y1:y2, x1:x2], width))
+        return np.concatenate(parts, axis=0) if parts else None
+
+    return _make_asset(out_dir, asset_name("detail", os.path.abspath(src), width, landmarks.round(1).tobytes()), src, render)
 
 
 def bootstrap_ci(values: Sequence[float], n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from _restoration_golden import first_golden_case
 
 from baselines.base import STATUS_ERROR, STATUS_OK, RestoreItem
 from baselines.codeformer.arch import CodeFormerNet
@@ -35,30 +35,10 @@ def _w_of(key: str) -> float:
     return float(f"{m.group(1)}.{m.group(2)}")
 
 
-def _golden_weights(synth_weights, root: Path, report: dict) -> dict[str, torch.Tensor]:
-    spec = json.loads((root / "spec.json").read_text())
-    sd = synth_weights.synth_state_dict(synth_weights.load_spec(root / "spec.json"), report["salt"])
-    for pattern, factor in report.get("scale_adjust", {}).items():
-        hits = [k for k in sd if re.search(pattern, k)]  # regex (a plain key fragment also matches itself)
-        assert hits, f"scale adjustment {pattern!r} matches no key"
-        for k in hits:
-            sd[k] = sd[k] * factor
-    if report["salt"] == spec.get("synth_salt") and spec.get("synth_digest_sha256_after_scale_adjust"):
-        assert synth_weights.digest(sd) == spec["synth_digest_sha256_after_scale_adjust"]
-    return sd
-
-
 @pytest.fixture(scope="module")
 def golden(golden_dir, synth_weights):
-    root = golden_dir / "codeformer"
-    reports = sorted(root.glob("case_*.report.json"))
-    if not reports:
-        pytest.skip(f"no CodeFormer golden cases in {root}")
-    report_path = reports[0]
-    report = json.loads(report_path.read_text())
-    arrays = dict(np.load(report_path.with_name(report_path.name.replace(".report.json", ".npz"))))
-    method = CodeFormerMethod.from_state_dict(_golden_weights(synth_weights, root, report))
-    return report, arrays, method
+    """(report, arrays, loaded method) of the first golden case; the network is built once per module."""
+    return first_golden_case(golden_dir / "codeformer", CodeFormerMethod, synth_weights)
 
 
 def test_state_dict_layout_matches_official_spec(golden_dir):

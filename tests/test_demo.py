@@ -28,4 +28,8 @@ def test_demo_runs_end_to_end_offline(tmp_path: Path, capsys) -> None:
     skipped = json.loads((out / "run" / "run.json").read_text())["skipped"]
     assert {s["name"] for s in skipped} >= {"fid"}  # no Inception weights offline: skipped and said so
     assert (out / "run" / "report" / "index.html").is_file() and (out / "dataset" / "report" / "index.html").is_file()
+    data = (out / "run" / "report" / "assets" / "gallery-data.js").read_text()
+    gallery = json.loads(data[data.index("=") + 1 : data.rindex(";")])
+    details = [c["detail"] for r in gallery["rows"] for c in r["cells"] if c["detail"]]
+    assert details and all((out / "run" / "report" / d).is_file() for d in details)  # eye/mouth crops from landmarks
     assert "evaluation report:" in err and "skipped for missing weights" in err and "celebref weights fetch" in err
