@@ -197,7 +197,7 @@ def evaluate(records: list[InputRecord], data_info: dict, cfg: EvalConfig) -> pd
             desc = m.describe()
             journal = MetricJournal(out / "cache" / "metrics" / f"{_safe(label)}__{m.name}__{_key(desc)}.jsonl")
             todo = [i for i in out_paths if (i, shas[i]) not in journal.values]
-            for chunk in progress(list(batched(todo, max(cfg.batch_size, 1) * 4)), desc=f"{m.name} {label}", unit="batch"):
+            for chunk in progress(list(batched(todo, max(cfg.batch_size, 16))), desc=f"{m.name} {label}", unit="batch"):
                 pred = _batch_tensor([out_paths[i] for i in chunk])
                 target = _batch_tensor([rec_by_id[i].gt_path for i in chunk]) if m.needs_reference else None
                 res = m.compute(pred, target)
