@@ -10,10 +10,8 @@ prose only; a ``tolerance`` entry in the meta file, if present, overrides the ou
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -64,15 +62,9 @@ def dev(gdir: Path) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def sw(golden_dir: Path):
-    path = golden_dir / "synth_weights.py"
-    if not path.is_file():
-        pytest.skip(f"{path} not found")
-    s = importlib.util.spec_from_file_location("dfdnet_test_synth_weights", path)
-    mod = importlib.util.module_from_spec(s)
-    sys.modules[s.name] = mod
-    s.loader.exec_module(mod)
-    return mod
+def sw(synth_weights):
+    """The shared generator (conftest's ``synth_weights`` fixture)."""
+    return synth_weights
 
 
 @pytest.fixture(scope="module")
