@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .build import add_check_options
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -16,16 +18,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("dataset", type=Path, help="dataset folder (CelebRef-HQ layout)")
     p.add_argument("--out", type=Path, required=True, help="report folder (outside the dataset)")
-    p.add_argument("--backend", choices=["insightface", "dlib"], default=None,
-                   help="face backend (default: insightface when its model files are present, else dlib)")
-    p.add_argument("--identity-threshold", type=float, default=None, help="default: the backend's calibrated threshold")
-    p.add_argument("--collision-threshold", type=float, default=None)
-    p.add_argument("--merge-threshold", type=float, default=None)
-    p.add_argument("--near-dup-distance", type=float, default=None)
-    p.add_argument("--near-dup-hash-bits", type=int, default=10)
-    p.add_argument("--min-blur", type=float, default=25.0)
-    p.add_argument("--max-yaw", type=float, default=70.0)
-    p.add_argument("--no-cache", action="store_true")
+    add_check_options(p)
     p.set_defaults(func=run)
 
 
