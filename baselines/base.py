@@ -65,6 +65,19 @@ class RestoreResult:
     seconds: float = 0.0  # wall time attributed to this image (batch time / batch size)
 
 
+def as_rgb_uint8(img: np.ndarray) -> np.ndarray:
+    """Check a method input: uint8 ``(H, W, 3)`` RGB (a 2-D grey image is repeated to 3 channels).
+    Raises ValueError otherwise; each method then applies its own official resize."""
+    a = np.asarray(img)
+    if a.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got {a.dtype}")
+    if a.ndim == 2:
+        a = np.repeat(a[:, :, None], 3, axis=2)
+    if a.ndim != 3 or a.shape[2] != 3:
+        raise ValueError(f"expected an RGB image (H, W, 3), got shape {a.shape}")
+    return a
+
+
 class RestorationMethod:
     """Base class. Subclasses set the class attributes and implement :meth:`load` and :meth:`_restore`."""
 

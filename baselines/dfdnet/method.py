@@ -43,6 +43,7 @@ from baselines.base import (
     RestorationMethod,
     RestoreItem,
     RestoreResult,
+    as_rgb_uint8,
 )
 from celebref.device import autocast
 
@@ -56,13 +57,7 @@ SIZE = 512
 def as_rgb512(img: np.ndarray) -> np.ndarray:
     """RGB uint8 ``(H, W, 3)`` (or ``(H, W)`` grey) -> RGB uint8 ``(512, 512, 3)``; a not-512 image is
     resized with PIL bicubic (official ``AddUpSample``)."""
-    a = np.asarray(img)
-    if a.dtype != np.uint8:
-        raise ValueError(f"expected a uint8 image, got {a.dtype}")
-    if a.ndim == 2:
-        a = np.repeat(a[:, :, None], 3, axis=2)
-    if a.ndim != 3 or a.shape[2] != 3:
-        raise ValueError(f"expected an RGB image (H, W, 3), got shape {a.shape}")
+    a = as_rgb_uint8(img)
     if a.shape[:2] != (SIZE, SIZE):
         from PIL import Image
 

@@ -46,6 +46,7 @@ from baselines.base import (
     RestorationMethod,
     RestoreItem,
     RestoreResult,
+    as_rgb_uint8,
 )
 from celebref.device import autocast
 
@@ -63,13 +64,7 @@ def to_dmdnet_tensor(img: np.ndarray) -> torch.Tensor:
     """
     import cv2
 
-    a = np.asarray(img)
-    if a.dtype != np.uint8:
-        raise ValueError(f"expected a uint8 image, got {a.dtype}")
-    if a.ndim == 2:
-        a = np.repeat(a[:, :, None], 3, axis=2)
-    if a.ndim != 3 or a.shape[2] != 3:
-        raise ValueError(f"expected an RGB image (H, W, 3), got shape {a.shape}")
+    a = as_rgb_uint8(img)
     if a.shape[0] < SIZE or a.shape[1] < SIZE:
         a = cv2.resize(a, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
     t = torch.from_numpy(a.transpose((2, 0, 1)) / 255.0).float()
