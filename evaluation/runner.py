@@ -184,6 +184,7 @@ def evaluate(records: list[InputRecord], data_info: dict, cfg: EvalConfig) -> pd
     rec_by_id = {r.id: r for r in records}
     rows: list[dict] = []
     dataset_rows: list[dict] = []
+    references: dict[str, object] = {}  # dataset-level metric name -> reference features/statistics, made once
     for run in runs:
         status = runner.run_method(run, records)
         label = run.method.label
@@ -213,7 +214,9 @@ def evaluate(records: list[InputRecord], data_info: dict, cfg: EvalConfig) -> pd
                 continue
             feats = m.features_for_paths([out_paths[i] for i in sorted(out_paths)]) if hasattr(m, "features_for_paths") \
                 else m.features(_batch_tensor([out_paths[i] for i in sorted(out_paths)]))
-            ref = _fid_reference(m, records, cfg)
+            if m.name not in references:
+                references[m.name] = _fid_reference(m, records, cfg)
+            ref = references[m.name]
             score = float(m.score(feats, ref))
             dataset_rows.append({"method": label, "metric": m.name, "value": score, "n": len(out_paths)})
         for s in status:

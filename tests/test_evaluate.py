@@ -101,3 +101,40 @@ def test_evaluate_on_celebref_mini_dfdnet_preset(mini_dir: Path, tmp_path: Path)
     assert len(per) == 6 and (per["status"] == "ok").all()
     assert per["psnr"].between(10, 60).all() and per["identity_cos"].notna().all()
     assert {"deg_scale", "deg_noise_sigma"} <= set(per.columns)
+
+
+def test_evaluate_fid_per_method_against_the_ground_truth(golden_dir: Path, synth_weights, tmp_path: Path, monkeypatch) -> None:
+    """The dataset-level path: FID per method from the weight store's Inception (synthetic weights of the
+    golden spec, pointed at through the override variable), reference = the test set's ground truth."""
+    import warnings
+
+    import torch
+
+    from _metrics_golden import load_json, load_synth, metrics_dir
+    from celebref.weights import env_var
+    from evaluation.registry import create_metric
+
+    mdir = metrics_dir(golden_dir)
+    f = load_json(mdir / "fid" / "fid.json")["features"]
+    torch.save(load_synth(synth_weights, mdir / f["spec"], f["salt"], f["synth_digest"]), tmp_path / "inception.pth")
+    monkeypatch.setenv(env_var("fid-inception"), str(tmp_path / "inception.pth"))
+    rng = np.random.default_rng(3)
+    for i in range(3):
+        gt = cv2.GaussianBlur(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), (0, 0), 2)
+        write_image(tmp_path / "gt" / f"{i}.png", gt)
+        write_image(tmp_path / "lq" / f"{i}.png", cv2.GaussianBlur(gt, (0, 0), 2.0))
+    run = tmp_path / "run"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # synthetic file != declared sha256; N < 2048
+        assert main(["evaluate", "--lq", str(tmp_path / "lq"), "--gt", str(tmp_path / "gt"),
+                     "--methods", f"external:same={tmp_path / 'gt'}", "--metrics", "fid", "--device", "cpu",
+                     "--out", str(run)]) == 0
+        m = create_metric("fid", device="cpu")
+        m.load()
+        load = lambda d: torch.from_numpy(np.stack([read_image(tmp_path / d / f"{i}.png") for i in range(3)])).permute(0, 3, 1, 2)  # noqa: E731
+        expected = m.score(m.features(load("lq")), m.features(load("gt")))
+    summary = pd.read_csv(run / "summary.csv").set_index(["method", "metric"])
+    # synthetic weights make features nearly image-independent (README), so FIDs are tiny but not zero
+    assert expected > 0 and summary.loc[("lq", "fid"), "n"] == 3
+    assert summary.loc[("lq", "fid"), "mean"] == pytest.approx(expected, rel=1e-9)
+    assert abs(summary.loc[("same", "fid"), "mean"]) < 1e-3 * expected  # the ground truth against itself
