@@ -164,7 +164,7 @@ def test_killed_and_resumed_build_is_byte_identical(built, monkeypatch):
 
 
 def test_rebuild_with_new_thresholds_and_overrides_reuses_the_analysis(built, monkeypatch, capsys):
-    from celebref.cli import main
+    from celebref.app.cli import main
 
     ov = built["base"] / "overrides.csv"
     with open(ov, "w", newline="", encoding="utf-8") as f:

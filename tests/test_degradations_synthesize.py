@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from celebref.cli import main as cli_main
+from celebref.app.cli import main as cli_main
 from celebref.errors import ConfigError
 from celebref.imageio import read_image, write_image
 from degradations.inputs import collect_inputs

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from celebref.cli import main
+from celebref.app.cli import main
 
 
 def test_demo_runs_end_to_end_offline(tmp_path: Path, capsys) -> None:

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from celebref.cli import main
+from celebref.app.cli import main
 from celebref.errors import ConfigError
 from celebref.imageio import read_image, write_image
-from evaluation.runner import pair_folders
+from celebref.app.evaluate import pair_folders
 
 
 def _pair(tmp: Path, names_lq: list[str], names_gt: list[str]) -> tuple[Path, Path]:

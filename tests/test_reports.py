@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from celebref.cli import main
+from celebref.app.cli import main
 from celebref.imageio import write_image
 
 EVIL = "<script>alert(1)</script>"

@@ -12,7 +12,7 @@ import pytest
 from baselines.base import STATUS_ERROR, STATUS_OK, RestorationMethod, RestoreResult
 from baselines.inputs import read_inputs
 from baselines.registry import create_method, parse_method_spec, split_method_list
-from baselines.runner import RestoreRunner, safe_id_path
+from celebref.app.restore import RestoreRunner, safe_id_path
 from celebref.errors import CelebrefError, ConfigError, UnknownNameError
 from celebref.imageio import read_image, write_image
 
@@ -139,7 +139,7 @@ def test_method_specs_and_did_you_mean() -> None:
 
 
 def test_restore_cli_reports_unknown_method_without_traceback(tmp_path: Path, capsys) -> None:
-    from celebref.cli import main
+    from celebref.app.cli import main
 
     write_image(tmp_path / "a.png", _img(1))
     rc = main(["restore", "--methods", "dfdnett", "--input", str(tmp_path), "--out", str(tmp_path / "o")])
@@ -149,7 +149,7 @@ def test_restore_cli_reports_unknown_method_without_traceback(tmp_path: Path, ca
 
 def test_restore_json_records_run(tmp_path: Path) -> None:
     """End to end through the CLI with the weight-free `lq` baseline."""
-    from celebref.cli import main
+    from celebref.app.cli import main
 
     for i in range(3):
         write_image(tmp_path / "in" / f"{i}.png", _img(i))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from celebref.cli import main
+from celebref.app.cli import main
 
 SUMMARY_A = """method,metric,mean,std,n,n_failed,higher_is_better
 lq,psnr,20.5,1.0,3,0,True

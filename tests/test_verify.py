@@ -49,7 +49,7 @@ def test_reflect_padding_check_known_answers(mini_dir):
 
 @pytest.fixture(scope="module")
 def audited(mini_dir, tmp_path_factory):
-    from celebref.cli import main
+    from celebref.app.cli import main
 
     base = tmp_path_factory.mktemp("verify")
     ds = base / "ds"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from celebref import cli
+from celebref.app import cli
 from celebref import download as dl
 from celebref import weights
 from celebref.errors import WeightError

@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from celebref.demo import run_demo
+    from celebref.app.demo import run_demo
 
     run_demo(args.out, log=lambda s: print(s, file=sys.stderr))
     return 0

@@ -24,14 +24,14 @@ from celebref.errors import CelebrefError, ImageReadError
 from celebref.imageio import read_image, write_image
 from celebref.progress import progress
 
-from .base import (
+from baselines.base import (
     STATUS_ERROR,
     ReferenceSet,
     RestorationMethod,
     RestoreItem,
     RestoreResult,
 )
-from .inputs import InputRecord, load_landmarks, reference_files, reference_key
+from baselines.inputs import InputRecord, load_landmarks, reference_files, reference_key
 
 STATUS_COLUMNS = ["id", "method", "status", "reason", "seconds", "output_path", "weights_sha256"]
 LANDMARK_SOURCES = ("detect", "gt")

@@ -23,7 +23,7 @@ import torch
 
 from baselines.inputs import InputRecord, read_inputs
 from baselines.registry import create_method, split_method_list
-from baselines.runner import RestoreRunner
+from celebref.app.restore import RestoreRunner
 from celebref.device import batched, resolve_device
 from celebref.errors import ConfigError, WeightError
 from celebref.fsutil import atomic_write_json, atomic_write_text, sha256_file

@@ -17,8 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .fsutil import atomic_write_bytes
-from .imageio import encode_image, read_image
+from celebref.fsutil import atomic_write_bytes
+from celebref.imageio import encode_image, read_image
 
 DEMO_METRICS = ("psnr", "ssim", "lpips", "fid", "niqe", "identity", "lmd")
 
@@ -55,7 +55,7 @@ def available_methods() -> tuple[list[str], list[tuple[str, str]]]:
     """Registry methods whose weight files are present (offline check), and the others with what to fetch."""
     from baselines.registry import METHODS, method_class
 
-    from . import weights
+    from celebref import weights
 
     ok, missing = [], []
     for name in sorted(METHODS):

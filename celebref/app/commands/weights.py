@@ -6,8 +6,8 @@ import argparse
 import json
 import sys
 
-from .. import weights as W
-from ..errors import WeightError
+from celebref import weights as W
+from celebref.errors import WeightError
 
 
 def register(subparsers) -> None:

@@ -36,7 +36,7 @@ def _metric_list(text: str | None, profile: str | None) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from evaluation.runner import EvalConfig, evaluate, load_test_set, print_summary
+    from celebref.app.evaluate import EvalConfig, evaluate, load_test_set, print_summary
 
     records, info = load_test_set(args.data, args.lq, args.gt)
     cfg = EvalConfig(

@@ -1,4 +1,4 @@
-"""The ``celebref`` console command. Subcommands live in :mod:`celebref.commands` (one module each)."""
+"""The ``celebref`` console command. Subcommands live in :mod:`celebref.app.commands` (one module each)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import importlib
 import pkgutil
 import sys
 
-from . import __version__
-from .errors import CelebrefError
+from celebref import __version__
+from celebref.errors import CelebrefError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from baselines.inputs import read_inputs
     from baselines.registry import create_method, split_method_list
-    from baselines.runner import RestoreRunner, summarize_status
+    from celebref.app.restore import RestoreRunner, summarize_status
     from celebref.fsutil import atomic_write_json
     from celebref.provenance import command_line, now, versions
 
