@@ -11,6 +11,7 @@ A method is constructed cheaply; :meth:`RestorationMethod.load` reads weights fr
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -18,6 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from celebref.errors import ConfigError
+from celebref.params import build_params, describe_params, params_dict, params_from_defaults
 
 # Per-image status vocabulary (recorded in restore/evaluate tables).
 STATUS_OK = "ok"
@@ -79,7 +81,14 @@ def as_rgb_uint8(img: np.ndarray) -> np.ndarray:
 
 
 class RestorationMethod:
-    """Base class. Subclasses set the class attributes and implement :meth:`load` and :meth:`_restore`."""
+    """Base class. Subclasses set the class attributes and implement :meth:`load` and :meth:`_restore`.
+
+    Parameters (``NAME:key=value`` in a method spec) are the fields of the frozen dataclass :attr:`Params`
+    (``None``: the method takes none). They are typed and validated by :func:`celebref.params.build_params`
+    and kept as a plain dict in :attr:`params` (recorded in run files) and as the dataclass instance in
+    :attr:`config`. ``param_defaults`` (a dict of name -> default) is a shorthand for a ``Params`` dataclass
+    whose field types are those of the defaults.
+    """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
@@ -87,27 +96,56 @@ class RestorationMethod:
     needs_landmarks: ClassVar[bool] = False
     weights: ClassVar[tuple[str, ...]] = ()  # weight-store names (celebref.weights)
     input_size: ClassVar[int | None] = 512  # None: any size
-    param_defaults: ClassVar[dict[str, Any]] = {}
+    Params: ClassVar[type | None] = None  # frozen dataclass of the NAME:key=value parameters
+    param_defaults: ClassVar[dict[str, Any]] = {}  # shorthand for Params (see the class docstring)
+    # precisions the method meets the contract in (celebref.precision); others are refused. Methods
+    # without a network do not depend on it and accept every mode.
+    precisions: ClassVar[tuple[str, ...]] = ("fp32", "tf32", "bf16", "fp16")
 
     def __init__(self, device: str = "cpu", precision: str = "fp32", landmark_policy: str = "skip", **params: Any):
         from celebref.device import resolve_device
+        from celebref.precision import check_precision
+
+        check_precision(precision, self.precisions, owner=f"method {self.name!r}")
 
         if landmark_policy not in LANDMARK_POLICIES:
-            raise ConfigError(f"--on-landmark-failure must be one of {', '.join(LANDMARK_POLICIES)}, got {landmark_policy!r}")
-        unknown = set(params) - set(self.param_defaults)
+            raise ConfigError(f"landmark_policy must be one of {', '.join(LANDMARK_POLICIES)}, got {landmark_policy!r}")
+        cls = self.params_type()
+        unknown = sorted(set(params) - {f.name for f in dataclasses.fields(cls)}) if cls is not None else sorted(params)
         if unknown:
-            raise ConfigError(f"method {self.name!r} has no parameter(s) {', '.join(sorted(unknown))}; known: {', '.join(self.param_defaults) or 'none'}")
+            known = ", ".join(f"{p['name']} ({p['type']})" for p in describe_params(cls)) or "none"
+            raise ConfigError(f"method {self.name!r} has no parameter {', '.join(repr(u) for u in unknown)} "
+                              f"(parameters: {known})")
+        self.config = build_params(cls, params, owner=f"method {self.name!r}") if cls is not None else None
         self.device = resolve_device(device)
         self.precision = precision
         self.landmark_policy = landmark_policy
-        self.params: dict[str, Any] = {**self.param_defaults, **params}
+        self.params: dict[str, Any] = params_dict(self.config)
         self.loaded = False
+
+    @classmethod
+    def params_type(cls) -> type | None:
+        """The parameter dataclass: :attr:`Params`, else one made from ``param_defaults`` (``None``: no parameters)."""
+        return cls.Params if cls.Params is not None else params_from_defaults(cls, cls.param_defaults)
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Every parameter with its default value."""
+        p = cls.params_type()
+        return params_dict(p()) if p is not None else {}
+
+    def describe(self) -> dict[str, Any]:
+        """The method's identity and parameters (from its params dataclass), JSON-ready."""
+        return {"name": self.name, "label": self.label, "description": self.description,
+                "params": dict(self.params), "parameters": describe_params(self.params_type()),
+                "weights": list(self.weights)}
 
     # -- identity of the method for caching/resume --------------------------------------------
     @property
     def label(self) -> str:
         """Name with non-default parameters, e.g. ``codeformer:w=0.7`` (used for folder names and rows)."""
-        extra = [f"{k}={v}" for k, v in self.params.items() if self.param_defaults.get(k) != v]
+        defaults = self.defaults()
+        extra = [f"{k}={v}" for k, v in self.params.items() if defaults.get(k) != v]
         return self.name + (":" + ",".join(extra) if extra else "")
 
     def weight_hashes(self) -> dict[str, str]:

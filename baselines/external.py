@@ -100,15 +100,24 @@ class ExternalMethod(RestorationMethod):
             return RestoreResult(it.id, None, STATUS_ERROR, f"several result files for this id: {names}")
         path = self._index.get(it.id)
         if path is None:
-            return RestoreResult(it.id, None, STATUS_MISSING, f"no {it.id}.png/.jpg/.jpeg/.webp in {self.folder}")
+            return RestoreResult(it.id, None, STATUS_MISSING, self._missing_reason(it.id))
         try:
             img = read_image(path)
         except ImageReadError as e:
-            return RestoreResult(it.id, None, STATUS_ERROR, e.reason)
+            return RestoreResult(it.id, None, STATUS_ERROR, str(e))  # names the file
         want = np.asarray(it.image).shape[:2]
         if img.shape[:2] != want:
             return RestoreResult(it.id, None, STATUS_ERROR, f"{path.name} is {img.shape[1]}x{img.shape[0]}, the input is {want[1]}x{want[0]}")
         return RestoreResult(it.id, img)
+
+    def _missing_reason(self, item_id: str) -> str:
+        """Why there is no result for ``item_id``: the path tried, and the ids the folder does hold (a wrong layout,
+        e.g. results one folder deeper or named differently, shows up here)."""
+        tried = f"no result file {self.folder / item_id}.png (or .jpg/.jpeg/.webp)"
+        others = sorted(self._index or {})
+        if not others:
+            return f"{tried}: the folder holds no result images"
+        return f"{tried}; the folder holds {len(others)} result(s) for other ids, e.g. {others[0]!r} (expected <folder>/<id>.png)"
 
     def _restore(self, items: list[RestoreItem]) -> list[RestoreResult]:
         if self._index is None:

@@ -28,7 +28,7 @@ from typing import Any, Literal, Mapping, Union
 
 from .errors import ConfigError
 
-__all__ = ["build_params", "describe_params", "params_dict", "parse_spec", "split_spec_list"]
+__all__ = ["build_params", "describe_params", "params_dict", "params_from_defaults", "parse_spec", "split_spec_list"]
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
@@ -196,6 +196,20 @@ def describe_params(cls: type | None) -> list[dict[str, Any]]:
         out.append({"name": f.name, "type": _type_name(hints[f.name]), "default": default,
                     "help": f.metadata.get("help") or docs.get(f.name, "")})
     return out
+
+
+def params_from_defaults(owner: type, defaults: Mapping[str, Any]) -> type | None:
+    """The frozen dataclass ``<Owner>Params`` whose fields are ``defaults`` (name -> default value), each typed by
+    its default's type (``Any`` for a ``None`` default): the shorthand ``{"offset": 0}`` for a parameter class.
+    Made once per ``owner`` class (cached on it); ``None`` when ``defaults`` is empty."""
+    if not defaults:
+        return None
+    made = owner.__dict__.get("_params_from_defaults")
+    if made is None:
+        fields = [(k, type(v) if v is not None else Any, dataclasses.field(default=v)) for k, v in defaults.items()]
+        made = dataclasses.make_dataclass(f"{owner.__name__}Params", fields, frozen=True)
+        setattr(owner, "_params_from_defaults", made)
+    return made
 
 
 def params_dict(obj: Any) -> dict[str, Any]:

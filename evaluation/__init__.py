@@ -16,7 +16,11 @@ Every metric is one small class with a uniform call on batched tensors (:mod:`ev
 Attributes of each metric: ``name`` (canonical), ``columns``, ``higher_is_better`` (per column),
 ``needs_reference``, ``dataset_level``, ``weights`` (weight-store names), ``last_failures`` (index -> reason
 for NaN values). Names: ``psnr``, ``ssim``, ``lpips`` (AlexNet), ``lpips-vgg``, ``fid``, ``niqe``,
-``identity`` (columns ``identity_cos``, ``identity_angle``), ``lmd``, ``pyiqa:<name>`` (optional extra).
+``identity`` (columns ``identity_cos``, ``identity_angle``), ``lmd``, ``pyiqa:<name>`` (optional extra); the
+registries :data:`evaluation.registry.METRICS` and :data:`evaluation.profiles.PROFILES` list them with their aliases
+(``celebref list metrics``, ``celebref list profiles``) and take plugins (entry-point groups ``celebref.metrics``,
+``celebref.profiles``). Dataset-level metrics (``dataset_level``) implement ``features``/``features_for_paths`` and
+``score`` of the :class:`~evaluation.base.Metric` contract.
 
 Reference implementations each metric is tested against (``../shared/golden/metrics``): BasicSR
 ``calculate_psnr`` / ``calculate_ssim`` / ``calculate_niqe``, the official ``lpips`` package (v0.1), and

@@ -11,18 +11,24 @@ no-reference metrics (:attr:`Metric.needs_reference` is ``False``).
 
 Per-image metrics return ``{column: torch.Tensor (N,) float64 on the CPU}`` from :meth:`Metric.compute`
 (NaN marks an image the metric could not score, e.g. no face found; the reason is kept in
-:attr:`Metric.last_failures`). Dataset-level metrics (FID) implement :meth:`Metric.features` and
-:meth:`Metric.score` instead.
+:attr:`Metric.last_failures`). Dataset-level metrics (FID; :attr:`Metric.dataset_level` is ``True``) implement
+:meth:`Metric.features` and :meth:`Metric.score` instead; :meth:`Metric.features_for_paths` reads image files
+for :meth:`~Metric.features` (override it to stream or cache differently). The evaluate runner calls exactly
+these: ``compute`` for per-image metrics, ``features_for_paths`` (restored images and ground truth) and
+``score(pred_features, reference)`` for dataset-level ones.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import os
+from typing import Any, Mapping, Sequence
 
+import numpy as np
 import torch
 
 from celebref.device import resolve_device
 from celebref.errors import ConfigError
+from celebref.params import params_from_defaults
 
 
 class Metric:
@@ -47,6 +53,12 @@ class Metric:
     weights: tuple[str, ...] = ()
     #: option name -> default; the subclass's ``__init__`` accepts exactly these (plus device/profile)
     defaults: Mapping[str, Any] = {}
+
+    @classmethod
+    def params_type(cls) -> type | None:
+        """The options as a frozen dataclass (fields typed by their defaults; ``None``: no options), for
+        descriptions such as ``celebref list metrics``."""
+        return params_from_defaults(cls, cls.defaults)
 
     def __init__(self, device: str | torch.device | None = "cpu", **options: Any):
         unknown = sorted(set(options) - set(self.defaults))
@@ -116,6 +128,29 @@ class Metric:
 
     def _compute(self, pred: torch.Tensor, target: torch.Tensor | None) -> dict[str, torch.Tensor]:
         raise NotImplementedError
+
+    # --- dataset level (dataset_level = True) ----------------------------------------------------
+    def features(self, images: torch.Tensor) -> Any:
+        """Per-image features of uint8 RGB ``(N, 3, H, W)`` images, to be pooled by :meth:`score`."""
+        raise NotImplementedError(f"metric {self.name!r} is not dataset-level (it has no features())")
+
+    def features_for_paths(self, paths: Sequence[str | os.PathLike], chunk: int = 64) -> Any:
+        """:meth:`features` of image files (RGB, read with :func:`celebref.imageio.read_image`), ``chunk`` files
+        at a time (images must share one size within a chunk); features are concatenated along axis 0."""
+        from celebref.imageio import read_image
+
+        out = []
+        for i in range(0, len(paths), chunk):
+            arrs = [read_image(p) for p in paths[i:i + chunk]]
+            out.append(np.asarray(self.features(torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2).contiguous())))
+        if not out:
+            raise ConfigError(f"metric {self.name!r}: no images to compute features of")
+        return np.concatenate(out, axis=0)
+
+    def score(self, pred_features: Any, reference: Any) -> float:
+        """One value for a whole set from its :meth:`features` and a reference (features of the ground truth,
+        or whatever else the metric accepts, e.g. stored statistics)."""
+        raise NotImplementedError(f"metric {self.name!r} is not dataset-level (it has no score())")
 
 
 def check_images(x: Any, what: str = "images") -> None:

@@ -13,6 +13,10 @@ Profiles:
   best available face backend on the aligned 512x512 faces; LMD at 512 px.
 * ``basicsr``: as ``default`` but ``lpips`` means LPIPS v0.1 VGG16 (BasicSR's LPIPS evaluation script).
 * ``sr-y``: super-resolution convention: PSNR/SSIM on BT.601 Y with a 4-pixel border crop; LPIPS AlexNet.
+
+:data:`PROFILES` is a :class:`celebref.registry.Registry` of :class:`Profile` objects (``celebref list profiles``);
+another distribution adds a profile through the entry-point group ``celebref.profiles`` (the target is a
+:class:`Profile`).
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from celebref.errors import UnknownNameError
+from celebref.errors import ConfigError
+from celebref.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -63,35 +68,41 @@ _COMMON = {
     "lmd": {"backend": "auto", "size": 512},
 }
 
-PROFILES: dict[str, Profile] = {
-    "default": Profile(
-        "default",
-        "PSNR/SSIM RGB crop 0 (BasicSR, float64); LPIPS v0.1 AlexNet [-1,1]; FID pytorch-fid Inception "
-        "(bilinear 299); NIQE Y; identity cosine+angle (insightface ArcFace if present, else dlib) on aligned faces",
-        options=copy.deepcopy(_COMMON), aliases={"lpips": "lpips"}),
-    "basicsr": Profile(
-        "basicsr",
-        "BasicSR evaluation scripts: PSNR/SSIM RGB crop 0; LPIPS v0.1 VGG16; FID pytorch-fid; NIQE Y",
-        options=copy.deepcopy(_COMMON), aliases={"lpips": "lpips-vgg"}),
-    "sr-y": Profile(
-        "sr-y",
-        "super-resolution convention: PSNR/SSIM on BT.601 Y (MATLAB rgb2ycbcr) with a 4-px border crop; "
-        "LPIPS v0.1 AlexNet; NIQE Y crop 4",
-        options={**copy.deepcopy(_COMMON), "psnr": {"crop_border": 4, "y_channel": True},
-                 "ssim": {"crop_border": 4, "y_channel": True}, "niqe": {"crop_border": 4, "convert_to": "y"}},
-        aliases={"lpips": "lpips"}),
-}
+PROFILES = Registry("metric profile", group="celebref.profiles")
+
+
+def _register(profile: Profile, aliases: tuple[str, ...] = ()) -> None:
+    PROFILES.register(profile.name, profile, description=profile.description, aliases=aliases)
+
+
+_register(Profile(
+    "default",
+    "PSNR/SSIM RGB crop 0 (BasicSR, float64); LPIPS v0.1 AlexNet [-1,1]; FID pytorch-fid Inception "
+    "(bilinear 299); NIQE Y; identity cosine+angle (insightface ArcFace if present, else dlib) on aligned faces",
+    options=copy.deepcopy(_COMMON), aliases={"lpips": "lpips"}))
+_register(Profile(
+    "basicsr",
+    "BasicSR evaluation scripts: PSNR/SSIM RGB crop 0; LPIPS v0.1 VGG16; FID pytorch-fid; NIQE Y",
+    options=copy.deepcopy(_COMMON), aliases={"lpips": "lpips-vgg"}))
+_register(Profile(
+    "sr-y",
+    "super-resolution convention: PSNR/SSIM on BT.601 Y (MATLAB rgb2ycbcr) with a 4-px border crop; "
+    "LPIPS v0.1 AlexNet; NIQE Y crop 4",
+    options={**copy.deepcopy(_COMMON), "psnr": {"crop_border": 4, "y_channel": True},
+             "ssim": {"crop_border": 4, "y_channel": True}, "niqe": {"crop_border": 4, "convert_to": "y"}},
+    aliases={"lpips": "lpips"}))
 
 
 def profile_names() -> list[str]:
-    return sorted(PROFILES)
+    return PROFILES.names()
 
 
 def get_profile(name: str | Profile | None = None) -> Profile:
-    """The named profile (``None`` -> ``default``); a :class:`Profile` is returned as is."""
+    """The named profile (``None`` -> ``default``); a :class:`Profile` is returned as is. Unknown names raise
+    :class:`~celebref.errors.UnknownNameError` with "did you mean"."""
     if isinstance(name, Profile):
         return name
-    key = "default" if name is None else str(name).strip().lower()
-    if key not in PROFILES:
-        raise UnknownNameError("metric profile", str(name), list(PROFILES))
-    return PROFILES[key]
+    profile = PROFILES.get("default" if name is None else str(name))
+    if not isinstance(profile, Profile):
+        raise ConfigError(f"metric profile {name!r} is a {type(profile).__name__}, not an evaluation.profiles.Profile")
+    return profile

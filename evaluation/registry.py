@@ -2,13 +2,16 @@
 
 ::
 
-    from evaluation.registry import create_metric, metric_names, resolve_name
+    from evaluation.registry import METRICS, create_metric, metric_names, resolve_name
     m = create_metric("psnr", device="cpu", profile=get_profile("sr-y"))   # profile pins crop/Y
     m.load(); m.compute(pred_u8, target_u8)["psnr"]
 
-Names: ``psnr``, ``ssim``, ``lpips`` (AlexNet), ``lpips-vgg``, ``fid``, ``niqe``, ``identity``, ``lmd``, and
-``pyiqa:<name>`` for any pyiqa metric (optional extra). Aliases (case-insensitive, ``_`` = ``-``) are listed
-in :data:`ALIASES`. Explicit ``options`` override the profile's.
+:data:`METRICS` is a :class:`celebref.registry.Registry` (entry-point group ``celebref.metrics``): ``psnr``,
+``ssim``, ``lpips`` (AlexNet), ``lpips-vgg``, ``fid``, ``niqe``, ``identity``, ``lmd``, each a lazy
+``module:Class`` with a one-line description, its aliases (case-insensitive, ``_`` = ``-``; ``celebref list
+metrics``) and the weight-store files it reads. ``pyiqa:<name>`` reaches any pyiqa metric (optional extra).
+Another distribution adds a metric by declaring ``[project.entry-points."celebref.metrics"] NAME =
+"pkg.module:Class"`` (a :class:`~evaluation.base.Metric` subclass). Explicit ``options`` override the profile's.
 """
 
 from __future__ import annotations
@@ -16,34 +19,43 @@ from __future__ import annotations
 from typing import Any
 
 from celebref.errors import UnknownNameError
+from celebref.registry import Registry
 
 from .base import Metric
 from .profiles import Profile, get_profile
 
-_CLASSES = {
-    "psnr": ("evaluation.psnr", "PSNR"),
-    "ssim": ("evaluation.ssim", "SSIM"),
-    "lpips": ("evaluation.lpips", "LPIPS"),
-    "lpips-vgg": ("evaluation.lpips", "LPIPSVGG"),
-    "fid": ("evaluation.fid", "FID"),
-    "niqe": ("evaluation.niqe", "NIQE"),
-    "identity": ("evaluation.identity", "Identity"),
-    "lmd": ("evaluation.lmd", "LandmarkDistance"),
-}
-
-ALIASES = {
-    "lpips-alex": "lpips", "lpips-alexnet": "lpips", "lpipsvgg": "lpips-vgg", "lpips-vgg16": "lpips-vgg",
-    "frechet-inception-distance": "fid",
-    "id": "identity", "idd": "identity", "identity-distance": "identity", "arcface": "identity", "deg": "identity",
-    "landmark-distance": "lmd", "lmd68": "lmd", "landmarks": "lmd",
-}
+__all__ = ["METRICS", "PYIQA_FORM", "PYIQA_PREFIX", "create_metric", "metric_class", "metric_names", "resolve_name"]
 
 PYIQA_PREFIX = "pyiqa:"
+PYIQA_FORM = "pyiqa:<name>"
+
+METRICS = Registry("metric", group="celebref.metrics", extra_known=(PYIQA_FORM,))
+METRICS.register("psnr", "evaluation.psnr:PSNR", tags=("full-reference",),
+                 description="peak signal-to-noise ratio in dB (BasicSR calculate_psnr)")
+METRICS.register("ssim", "evaluation.ssim:SSIM", tags=("full-reference",),
+                 description="structural similarity (BasicSR calculate_ssim, 11x11 Gaussian window)")
+METRICS.register("lpips", "evaluation.lpips:LPIPS", aliases=("lpips-alex", "lpips-alexnet"),
+                 weights=("alexnet", "lpips-alex-v0.1"), tags=("full-reference",),
+                 description="LPIPS v0.1 with AlexNet features (the official lpips package's default)")
+METRICS.register("lpips-vgg", "evaluation.lpips:LPIPSVGG", aliases=("lpipsvgg", "lpips-vgg16"),
+                 weights=("vgg16", "lpips-vgg-v0.1"), tags=("full-reference",),
+                 description="LPIPS v0.1 with VGG16 features (BasicSR's LPIPS evaluation)")
+METRICS.register("fid", "evaluation.fid:FID", aliases=("frechet-inception-distance",), weights=("fid-inception",),
+                 tags=("dataset-level",),
+                 description="Frechet Inception Distance over the whole set (pytorch-fid Inception, pool3)")
+METRICS.register("niqe", "evaluation.niqe:NIQE", weights=("niqe-params",), tags=("no-reference",),
+                 description="NIQE no-reference quality (BasicSR calculate_niqe, MATLAB pristine parameters)")
+METRICS.register("identity", "evaluation.identity:Identity",
+                 aliases=("id", "idd", "identity-distance", "arcface", "deg"), tags=("full-reference", "face"),
+                 description="identity cosine and angle between restored and GT face embeddings (face backend)")
+METRICS.register("lmd", "evaluation.lmd:LandmarkDistance", aliases=("landmark-distance", "lmd68", "landmarks"),
+                 tags=("full-reference", "face"),
+                 description="mean distance in px at 512 between restored and GT 68 landmarks (face backend)")
 
 
 def metric_names() -> list[str]:
-    """Canonical metric names (``pyiqa:<name>`` is also accepted when pyiqa is installed)."""
-    return sorted(_CLASSES)
+    """Canonical metric names, plugins included (``pyiqa:<name>`` is also accepted when pyiqa is installed)."""
+    return METRICS.names()
 
 
 def resolve_name(name: str, profile: Profile | None = None) -> str:
@@ -53,22 +65,17 @@ def resolve_name(name: str, profile: Profile | None = None) -> str:
     if raw.lower().startswith(PYIQA_PREFIX):
         inner = raw[len(PYIQA_PREFIX):].strip()
         if not inner:
-            raise UnknownNameError("metric", raw, metric_names() + ["pyiqa:<name>"])
+            raise UnknownNameError("metric", raw, metric_names() + [PYIQA_FORM])
         return PYIQA_PREFIX + inner.lower()
-    key = raw.lower().replace("_", "-")
-    key = ALIASES.get(key, key)
+    key = METRICS.resolve(raw)
     if profile is not None:
-        key = profile.resolve(key)
-    if key not in _CLASSES:
-        raise UnknownNameError("metric", raw, metric_names() + sorted(ALIASES) + ["pyiqa:<name>"])
+        key = METRICS.resolve(profile.resolve(key))
     return key
 
 
 def metric_class(name: str) -> type[Metric]:
-    import importlib
-
-    module, cls = _CLASSES[resolve_name(name)]
-    return getattr(importlib.import_module(module), cls)
+    """The class of a registered metric (not ``pyiqa:<name>``)."""
+    return METRICS.get(resolve_name(name))
 
 
 def create_metric(name: str, device: Any = "cpu", profile: Profile | str | None = None, **options: Any) -> Metric:
@@ -81,4 +88,4 @@ def create_metric(name: str, device: Any = "cpu", profile: Profile | str | None 
 
         return PyiqaMetric(canonical[len(PYIQA_PREFIX):], device=device, **options)
     merged = {**(prof.options_for(canonical) if prof is not None else {}), **options}
-    return metric_class(canonical)(device=device, **merged)
+    return METRICS.get(canonical)(device=device, **merged)

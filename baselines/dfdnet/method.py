@@ -36,19 +36,19 @@ import torch
 
 from baselines.base import (
     STATUS_ERROR,
-    STATUS_FALLBACK_INPUT,
     STATUS_LANDMARKS_REJECTED,
     STATUS_NO_FACE,
     STATUS_OK,
-    RestorationMethod,
     RestoreItem,
     RestoreResult,
     as_rgb_uint8,
 )
+from baselines.landmark_method import LandmarkMethod, scale_landmarks
+from baselines.params import DFDNetParams
 from celebref.device import autocast
 
 from .dictionary import DictionarySet
-from .network import MATCHING_MODES, DFDNetGenerator
+from .network import DFDNetGenerator
 from .parts import PartLocationError, invalid_crops, part_locations
 
 SIZE = 512
@@ -83,33 +83,20 @@ def from_dfdnet_tensor(t: torch.Tensor) -> np.ndarray:
     return y.astype(np.uint8)
 
 
-def _scaled_landmarks(lm: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    h, w = shape[:2]
-    lm = np.asarray(lm, dtype=np.float64)
-    if (h, w) != (SIZE, SIZE):
-        lm = lm * np.array([SIZE / w, SIZE / h])
-    return lm
-
-
-class DFDNetMethod(RestorationMethod):
+class DFDNetMethod(LandmarkMethod):
     """DFDNet (Li et al., ECCV 2020): VGG features swapped with multi-scale component dictionaries."""
 
     name: ClassVar[str] = "dfdnet"
+    alignment: ClassVar[str] = "dfdnet"  # the official test_FaceDict.py template alignment (baselines.dfdnet.align)
     description: ClassVar[str] = "DFDNet (Li et al., ECCV 2020), multi-scale component dictionaries"
     needs_references: ClassVar[bool] = False
-    needs_landmarks: ClassVar[bool] = True
     weights: ClassVar[tuple[str, ...]] = ("dfdnet-generator", "dfdnet-dictionary")
-    input_size: ClassVar[int | None] = SIZE
-    param_defaults: ClassVar[dict[str, Any]] = {"face_backend": "auto", "matching": "fast", "channels_last": True}
+    # celebref.precision contract; fp16 is refused until benchmarks/gpu_check.sh shows fp32 parity on a GPU
+    precisions: ClassVar[tuple[str, ...]] = ("fp32", "tf32", "bf16")
+    Params: ClassVar[type | None] = DFDNetParams  # its 'matching' values are network.MATCHING_MODES
+    no_generic_reason: ClassVar[str] = "DFDNet has no landmark-free mode"
 
     net: DFDNetGenerator | None = None
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        if self.params["matching"] not in MATCHING_MODES:
-            from celebref.errors import ConfigError
-
-            raise ConfigError(f"dfdnet: matching must be one of {', '.join(MATCHING_MODES)}, got {self.params['matching']!r}")
 
     # -- construction ----------------------------------------------------------------------------
     @classmethod
@@ -117,10 +104,7 @@ class DFDNetMethod(RestorationMethod):
         """A loaded method around an existing generator with dictionaries (tests, benchmarks)."""
         if net.dictionaries is None:
             raise ValueError("the generator has no dictionaries")
-        m = cls(**kwargs)
-        m.net = net.to(m.device).eval()
-        m.loaded = True
-        return m
+        return super().from_network(net, **kwargs)  # type: ignore[return-value]
 
     @classmethod
     def from_state_dict(cls, state_dict: dict[str, torch.Tensor], dictionaries: DictionarySet, **kwargs: Any) -> "DFDNetMethod":
@@ -145,12 +129,6 @@ class DFDNetMethod(RestorationMethod):
         self.loaded = True
 
     # -- landmarks -------------------------------------------------------------------------------
-    def _detect(self, img512: np.ndarray) -> np.ndarray | None:
-        from celebref.face import get_backend
-
-        name = self.params.get("face_backend") or None
-        return get_backend(None if name == "auto" else name).detect_landmarks68(img512)
-
     def _boxes(self, img: np.ndarray, landmarks: np.ndarray | None, img512: np.ndarray) -> tuple[np.ndarray | None, str, str]:
         """``(boxes (4,4) int64, status, reason)``; boxes None on failure."""
         if landmarks is None:
@@ -158,7 +136,7 @@ class DFDNetMethod(RestorationMethod):
             if lm is None:
                 return None, STATUS_NO_FACE, "no face detected for the 68-point landmarks"
         else:
-            lm = _scaled_landmarks(landmarks, img.shape)
+            lm = scale_landmarks(landmarks, img.shape, SIZE)
         try:
             loc = part_locations(lm)
         except PartLocationError as e:
@@ -167,13 +145,6 @@ class DFDNetMethod(RestorationMethod):
         if bad:
             return None, STATUS_LANDMARKS_REJECTED, f"empty component crop(s) {', '.join(bad)} (boxes {loc.tolist()})"
         return loc, STATUS_OK, ""
-
-    def _failure(self, item: RestoreItem, status: str, reason: str) -> RestoreResult:
-        if self.landmark_policy == "skip":
-            return RestoreResult(item.id, None, status, reason)
-        note = (" (policy 'generic': DFDNet has no landmark-free mode, so the input is copied)"
-                if self.landmark_policy == "generic" else "")
-        return RestoreResult(item.id, np.array(item.image, copy=True), STATUS_FALLBACK_INPUT, f"{status}: {reason}{note}")
 
     # -- running ---------------------------------------------------------------------------------
     def forward_tensors(self, x: torch.Tensor, boxes: list[np.ndarray], record: dict[str, Any] | None = None) -> torch.Tensor:
@@ -218,7 +189,7 @@ class DFDNetMethod(RestorationMethod):
                 results[i] = RestoreResult(item.id, None, STATUS_ERROR, f"{type(e).__name__}: {e}")
                 continue
             if boxes is None:
-                results[i] = self._failure(item, status, reason)
+                results[i] = self._landmark_failure(item, status, reason)
                 continue
             batch.append((i, x, boxes))
         self._run_safely(batch, items, results)

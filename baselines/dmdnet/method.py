@@ -43,11 +43,12 @@ from baselines.base import (
     STATUS_OK,
     STATUS_SKIPPED,
     ReferenceSet,
-    RestorationMethod,
     RestoreItem,
     RestoreResult,
     as_rgb_uint8,
 )
+from baselines.landmark_method import LandmarkMethod, scale_landmarks
+from baselines.params import DMDNetParams, DMDNetSpecificParams
 from celebref.device import autocast
 
 from .components import component_locations
@@ -85,14 +86,6 @@ def from_dmdnet_tensor(t: torch.Tensor) -> np.ndarray:
     return np.rint(y).astype(np.uint8)
 
 
-def _scaled_landmarks(lm: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Landmarks follow the official upscale of a small image to 512x512."""
-    h, w = shape[:2]
-    if h < SIZE or w < SIZE:
-        lm = np.asarray(lm, dtype=np.float64) * np.array([SIZE / w, SIZE / h])
-    return lm
-
-
 class _Prepared:
     __slots__ = ("index", "tensor", "loc")
 
@@ -100,28 +93,22 @@ class _Prepared:
         self.index, self.tensor, self.loc = index, tensor, loc
 
 
-class DMDNetGeneric(RestorationMethod):
+class DMDNetGeneric(LandmarkMethod):
     """DMDNet generic restoration (no references): the generic memory dictionaries only."""
 
     name: ClassVar[str] = "dmdnet"
+    alignment: ClassVar[str] = "ffhq68"  # FFHQ dataset alignment from 68 landmarks (CelebRef-HQ)
     description: ClassVar[str] = "DMDNet (Li et al., TPAMI 2022), generic restoration"
     needs_references: ClassVar[bool] = False
-    needs_landmarks: ClassVar[bool] = True
     weights: ClassVar[tuple[str, ...]] = ("dmdnet",)
-    input_size: ClassVar[int | None] = SIZE
-    param_defaults: ClassVar[dict[str, Any]] = {"face_backend": "auto"}
+    # celebref.precision contract; fp16 is refused until benchmarks/gpu_check.sh shows fp32 parity on a GPU
+    precisions: ClassVar[tuple[str, ...]] = ("fp32", "tf32", "bf16")
+    Params: ClassVar[type | None] = DMDNetParams
+    no_generic_reason: ClassVar[str] = "DMDNet needs the LQ component boxes"
 
     net: DMDNet | None = None
 
     # -- construction ----------------------------------------------------------------------------
-    @classmethod
-    def from_network(cls, net: DMDNet, **kwargs: Any) -> "DMDNetGeneric":
-        """A loaded method around an existing network (tests, benchmarks, synthetic weights)."""
-        m = cls(**kwargs)
-        m.net = net.to(m.device).eval()
-        m.loaded = True
-        return m
-
     @classmethod
     def from_state_dict(cls, state_dict: dict[str, torch.Tensor], **kwargs: Any) -> "DMDNetGeneric":
         net = DMDNet()
@@ -143,12 +130,6 @@ class DMDNetGeneric(RestorationMethod):
         self.loaded = True
 
     # -- landmarks -------------------------------------------------------------------------------
-    def _detect(self, img: np.ndarray) -> np.ndarray | None:
-        from celebref.face import get_backend
-
-        name = self.params.get("face_backend") or None
-        return get_backend(None if name == "auto" else name).detect_landmarks68(img)
-
     def _locations(self, img: np.ndarray, landmarks: np.ndarray | None) -> tuple[np.ndarray | None, str, str]:
         """``(loc, status, reason)``: loc (4, 4) float32, or None with a failure status."""
         if landmarks is None:
@@ -158,17 +139,13 @@ class DMDNetGeneric(RestorationMethod):
         lm = np.asarray(landmarks)
         if lm.shape != (68, 2) or not np.all(np.isfinite(lm)):
             return None, STATUS_LANDMARKS_REJECTED, f"landmarks must be 68 finite (x, y) points, got shape {lm.shape}"
-        loc = component_locations(_scaled_landmarks(lm, img.shape))
+        if img.shape[0] < SIZE or img.shape[1] < SIZE:  # they follow the official upscale of a small image
+            lm = scale_landmarks(lm, img.shape, SIZE)
+        loc = component_locations(lm)
         why = check_boxes(loc[None])[0]
         if why:
             return None, STATUS_LANDMARKS_REJECTED, why
         return loc, STATUS_OK, ""
-
-    def _lq_failure(self, item: RestoreItem, status: str, reason: str) -> RestoreResult:
-        if self.landmark_policy == "skip":
-            return RestoreResult(item.id, None, status, reason)
-        note = " (policy 'generic': DMDNet needs the LQ component boxes, so the input is copied)" if self.landmark_policy == "generic" else ""
-        return RestoreResult(item.id, np.array(item.image, copy=True), STATUS_FALLBACK_INPUT, f"{status}: {reason}{note}")
 
     # -- running ---------------------------------------------------------------------------------
     def _prepare(self, items: list[RestoreItem], results: list[RestoreResult | None]) -> list[_Prepared]:
@@ -183,7 +160,7 @@ class DMDNetGeneric(RestorationMethod):
                 results[i] = RestoreResult(item.id, None, STATUS_ERROR, f"{type(e).__name__}: {e}")
                 continue
             if loc is None:
-                results[i] = self._lq_failure(item, status, reason)
+                results[i] = self._landmark_failure(item, status, reason)
                 continue
             prepared.append(_Prepared(i, tensor, loc))
         return prepared
@@ -242,7 +219,7 @@ class DMDNetSpecific(DMDNetGeneric):
     name: ClassVar[str] = "dmdnet-specific"
     description: ClassVar[str] = "DMDNet (Li et al., TPAMI 2022), specific restoration with identity references"
     needs_references: ClassVar[bool] = True
-    param_defaults: ClassVar[dict[str, Any]] = {"face_backend": "auto", "dict_cache": 4, "ref_chunk": 0}
+    Params: ClassVar[type | None] = DMDNetSpecificParams
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)

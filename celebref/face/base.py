@@ -130,6 +130,8 @@ class FaceBackend:
     embedding_dim: int = 0
     #: Euclidean distance between unit-norm embeddings below which two faces are called the same person
     same_identity_threshold: float = 1.0
+    #: keyword options the constructor accepts (:func:`celebref.face.get_backend` refuses others; ``None``: not declared)
+    option_names: tuple[str, ...] | None = None
     #: how :func:`celebref.face.get_backend` chose this backend (e.g. ``"auto -> dlib (insightface unavailable: ...)"``)
     selection: str = ""
 

@@ -195,6 +195,7 @@ class InsightFaceBackend(FaceBackend):
     weight store's ``insightface-buffalo_l``)."""
 
     name = "insightface"
+    option_names = ("det_size", "det_thresh", "nms_thresh", "device", "root")
     embedding_dim = 512
     same_identity_threshold = 1.18  # cosine 0.30; not calibrated here (see module docstring)
 

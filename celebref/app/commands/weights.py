@@ -21,7 +21,7 @@ def register(subparsers) -> None:
     sub = p.add_subparsers(dest="weights_command", metavar="ACTION")
     p.set_defaults(func=lambda a: (p.print_help(), 1)[1])
 
-    q = sub.add_parser("list", help="every declared file with its status, licence and users")
+    q = sub.add_parser("list", help="every declared file with its status, licence, users, source and sha256")
     q.add_argument("--json", action="store_true", help="machine-readable output")
     q.add_argument("--hash", action="store_true",
                    help="also hash files inside folders (single files with a declared sha256 are always checked; "
@@ -50,23 +50,57 @@ def _licence(w: W.WeightFile) -> str:
     return ("NON-COMMERCIAL: " if w.noncommercial else "") + w.licence
 
 
+def used_by() -> dict[str, list[str]]:
+    """Weight name -> ``kind:name`` of every registry entry (method, metric, face backend, ...) that declares it
+    in its ``weights``: derived from the registries, never typed by hand (:func:`celebref.app.registries.weight_users`)."""
+    from celebref.app.registries import weight_users
+
+    return weight_users()
+
+
+def origin(w: W.WeightFile) -> str:
+    """Where ``w`` comes from: its download URL, ``manual: <page>`` when it must be fetched by hand, or the Python
+    package that ships it."""
+    if w.kind == "package":
+        return f"package {w.package}" + (f" ({w.homepage})" if w.homepage else "")
+    if not w.urls:
+        return "manual" + (f": {w.homepage}" if w.homepage else "")
+    more = f" (+{len(w.urls) - 1} more)" if len(w.urls) > 1 else ""
+    return ("manual: " if w.manual else "") + w.urls[0] + more
+
+
+def published_sha256(w: W.WeightFile) -> str:
+    """The published sha256 of ``w`` (of the archive for zip entries), or what is published instead."""
+    if w.sha256:
+        return w.sha256
+    if w.member_sha256:
+        return f"not published for the {w.kind}; {len(w.member_sha256)} member file(s) have one"
+    return "not published"
+
+
 def _list(args: argparse.Namespace) -> int:
+    users = used_by()
     rows = []
     for w in W.entries():
         st = W.status(w.name, full=args.hash)
         rows.append((w, st))
     if args.json:
-        out = [{**W.as_dict(w), "status": st.state, "path": str(st.path), "source": st.source, "detail": st.detail}
+        out = [{**W.as_dict(w), "used_by": users.get(w.name, []), "origin": origin(w),
+                "published_sha256": w.sha256, "status": st.state, "path": str(st.path),
+                "source": st.source, "detail": st.detail}
                for w, st in rows]
         print(json.dumps(out, indent=2))
         return 0
     print(f"cache: {W.weights_dir()}")
     width = max(len(w.name) for w, _ in rows)
+    pad = " " * width
     for w, st in rows:
         src = "" if st.source in ("cache", "package") else f" [{st.source}]"
-        print(f"{w.name:<{width}}  {st.state:<10}  {_licence(w)}  used by: {', '.join(w.used_by)}{src}")
+        print(f"{w.name:<{width}}  {st.state:<10}  {_licence(w)}  used by: {', '.join(users.get(w.name, [])) or '-'}{src}")
+        print(f"{pad}    source: {origin(w)}")
+        print(f"{pad}    sha256: {published_sha256(w)}")
         if st.state != W.PRESENT and st.detail:
-            print(f"{'':<{width}}    {st.detail}")
+            print(f"{pad}    {st.detail}")
     return 0
 
 
