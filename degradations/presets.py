@@ -1,25 +1,59 @@
-"""Published degradation recipes as :class:`~degradations.pipeline.Pipeline` data.
+"""Published degradation recipes as :class:`~degradations.pipeline.Pipeline` data, in one registry.
 
 Each preset re-states, as data, the degradation a paper's official training code applies, with the
 facts (ranges, probabilities, op order, libraries, rounding) read from that code. What a test set does
 not want from a training loader is left out or made optional and documented per preset (flips,
 colour jitter, the GT side of the pair).
 
-``get_preset(name, **options) -> (Pipeline, overrides)``; ``overrides`` are forced factors
-(used by ``fixed`` and by grid sweeps; see :meth:`Pipeline.sample`).
+::
+
+    PRESETS.names()                                     # ['codeformer', 'dfdnet', 'fixed', 'gfpgan']
+    pipe, overrides = get_preset("dfdnet", color_jitter=True)
+    pipe, overrides = preset_from_spec("fixed:blur=2,scale=4,jpeg=60")
+
+A preset is a function ``(params) -> Recipe``: ``params`` is an instance of its frozen parameter dataclass
+(``NAME:key=value`` strings are parsed into it by :mod:`celebref.params`, with typed validation); the
+:class:`Recipe` holds the pipeline and the factors it forces (``overrides``, used by ``fixed`` and by grid
+sweeps; see :meth:`Pipeline.sample`). Another distribution adds a preset through the ``celebref.presets``
+entry-point group (a function with a ``Params`` attribute, returning a :class:`Recipe`).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
-from celebref.errors import ConfigError, UnknownNameError
+from celebref.errors import ConfigError
+from celebref.params import build_params, parse_spec
+from celebref.registry import Registry
 
 from .pipeline import Pipeline
 
+__all__ = ["PRESETS", "Recipe", "get_preset", "make_recipe", "preset_from_spec"]
 
-def dfdnet(color_jitter: bool = False) -> Pipeline:
+PRESETS = Registry("preset", group="celebref.presets")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What a preset returns: the ``pipeline`` and the factors it forces (``overrides``; empty for random presets)."""
+
+    pipeline: Pipeline
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+
+# -- DFDNet ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DFDNetParams:
+    color_jitter: bool = False
+    "torchvision ColorJitter(0.3, 0.3, 0.3, 0) on the LQ (off for test sets: the GT is not jittered)"
+
+
+@PRESETS.add("dfdnet", params=DFDNetParams,
+             description="DFDNet (ECCV 2020): csxmli2016/DFDNet data/aligned_dataset.py (blur, downsample, noise, JPEG)")
+def dfdnet(p: DFDNetParams) -> Recipe:
     """DFDNet (Li et al., ECCV 2020), csxmli2016/DFDNet ``data/aligned_dataset.py`` (``AddBlur``,
     ``AddDownSample``, ``AddNoise``, ``AddJPEG``, ``AddUpSample``, applied in that order).
 
@@ -40,12 +74,12 @@ def dfdnet(color_jitter: bool = False) -> Pipeline:
       DFDNet it is applied before the GT is taken, so GT and LQ share it; here the GT file is not
       rewritten, so enabling it makes the LQ's colours differ from the GT's.
     """
-    return Pipeline(
+    return Recipe(Pipeline(
         name="dfdnet",
         dtype="uint8",
         description="csxmli2016/DFDNet data/aligned_dataset.py (motion kernels generated, not the 32 .mat files)",
         steps=[
-            {"op": "color_enhance", "p": 1.0 if color_jitter else 0.0, "brightness": {"uniform": [0.7, 1.3]},
+            {"op": "color_enhance", "p": 1.0 if p.color_jitter else 0.0, "brightness": {"uniform": [0.7, 1.3]},
              "contrast": {"uniform": [0.7, 1.3]}, "saturation": {"uniform": [0.7, 1.3]}},
             {"op": "blur", "p": 0.9, "kernel_dtype": "float32", "kernels": [
                 {"type": "cv2_gaussian", "p": 0.65, "ksize": {"randint": [1, 17], "mul": 2, "add": 1}, "sigma": {"randint": [3, 20], "div": 10}},
@@ -56,7 +90,22 @@ def dfdnet(color_jitter: bool = False) -> Pipeline:
             {"op": "jpeg", "p": 0.6, "quality": {"randint": [40, 80]}, "treat_rgb_as_bgr": True},
             {"op": "upsample", "interp": "pil_bicubic"},
         ],
-    )
+    ))
+
+
+# -- GFPGAN / CodeFormer (BasicSR face degradation) ------------------------------------------------------
+
+@dataclass(frozen=True)
+class GFPGANParams:
+    color_jitter: bool = False
+    "per-channel colour shift with p = 0.3 (the recipe's color_jitter_prob; off by default)"
+    gray: bool = False
+    "grey LQ with p = 0.01 (the recipe's gray_prob; off by default)"
+
+
+@dataclass(frozen=True)
+class CodeFormerParams:
+    """CodeFormer's stage-III recipe has no options."""
 
 
 def _basicsr_face(name: str, description: str, scale: tuple[float, float], noise: tuple[float, float], color_jitter_p: float, gray_p: float) -> Pipeline:
@@ -80,7 +129,9 @@ def _basicsr_face(name: str, description: str, scale: tuple[float, float], noise
     )
 
 
-def gfpgan(color_jitter: bool = False, gray: bool = False) -> Pipeline:
+@PRESETS.add("gfpgan", params=GFPGANParams,
+             description="GFPGAN v1 (CVPR 2021): TencentARC/GFPGAN options/train_gfpgan_v1.yml + ffhq_degradation_dataset.py")
+def gfpgan(p: GFPGANParams) -> Recipe:
     """GFPGAN v1 (Wang et al., CVPR 2021), TencentARC/GFPGAN ``options/train_gfpgan_v1.yml`` +
     ``gfpgan/data/ffhq_degradation_dataset.py`` (kernels from BasicSR ``random_mixed_kernels``).
 
@@ -94,11 +145,13 @@ def gfpgan(color_jitter: bool = False, gray: bool = False) -> Pipeline:
     ``U[-20, 20] / 255``) and ``gray`` (p = 0.01), both on the LQ only, as in the recipe. The training
     loader's random horizontal flip and its torch colour jitter (``color_jitter_pt_prob``) are not
     part of a test set and are not reproduced."""
-    return _basicsr_face("gfpgan", "TencentARC/GFPGAN options/train_gfpgan_v1.yml + gfpgan/data/ffhq_degradation_dataset.py",
-                         (0.8, 8.0), (0.0, 20.0), 0.3 if color_jitter else 0.0, 0.01 if gray else 0.0)
+    return Recipe(_basicsr_face("gfpgan", "TencentARC/GFPGAN options/train_gfpgan_v1.yml + gfpgan/data/ffhq_degradation_dataset.py",
+                         (0.8, 8.0), (0.0, 20.0), 0.3 if p.color_jitter else 0.0, 0.01 if p.gray else 0.0))
 
 
-def codeformer() -> Pipeline:
+@PRESETS.add("codeformer", params=CodeFormerParams,
+             description="CodeFormer (NeurIPS 2022) stage III: sczhou/CodeFormer options/CodeFormer_stage3.yml")
+def codeformer(p: CodeFormerParams) -> Recipe:
     """CodeFormer (Zhou et al., NeurIPS 2022) stage III, sczhou/CodeFormer ``options/CodeFormer_stage3.yml``
     + ``basicsr/data/ffhq_blind_joint_dataset.py`` (the ``in`` image, i.e. the "small degradation").
 
@@ -106,12 +159,38 @@ def codeformer() -> Pipeline:
     ``~ U[0, 15]`` (drawn as ``U[0, 15/255]`` there), JPEG ``int(U[60, 100])``; motion kernels are
     disabled in its code (``use_motion_kernel = False``); no colour jitter and ``gray_prob`` 0 in
     that configuration. Resizing back goes to ``in_size`` = the GT size."""
-    return _basicsr_face("codeformer", "sczhou/CodeFormer options/CodeFormer_stage3.yml + basicsr/data/ffhq_blind_joint_dataset.py",
-                         (1.0, 12.0), (0.0, 15.0), 0.0, 0.0)
+    return Recipe(_basicsr_face("codeformer", "sczhou/CodeFormer options/CodeFormer_stage3.yml + basicsr/data/ffhq_blind_joint_dataset.py",
+                         (1.0, 12.0), (0.0, 15.0), 0.0, 0.0))
 
 
-def fixed(blur: float = 0.0, scale: float = 1.0, noise: float = 0.0, jpeg: int | None = None, interp: str = "cv2_bilinear",
-          blur_ksize: int | None = None) -> tuple[Pipeline, dict[str, Any]]:
+# -- fixed --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FixedParams:
+    blur: float = 0.0
+    "Gaussian blur sigma (0: none)"
+    scale: float = 1.0
+    "downscale factor (1: none)"
+    noise: float = 0.0
+    "Gaussian noise sigma on 0..255 (0: none)"
+    jpeg: int | None = None
+    "JPEG quality 0..100 (None: no JPEG)"
+    interp: str = "cv2_bilinear"
+    "resize interpolation: cv2_bilinear, cv2_bicubic, cv2_area, pil_bicubic, ..."
+    blur_ksize: int | None = None
+    "blur kernel size, positive and odd (None: 2 * ceil(3 * blur) + 1)"
+
+    def validate(self) -> None:
+        if self.blur < 0 or self.noise < 0 or self.scale <= 0:
+            raise ValueError(f"fixed preset needs blur >= 0, noise >= 0, scale > 0 (got blur={self.blur}, scale={self.scale}, noise={self.noise})")
+        if self.jpeg is not None and not 0 <= int(self.jpeg) <= 100:
+            raise ValueError(f"JPEG quality must be in 0..100, got {self.jpeg}")
+        if self.blur_ksize and (int(self.blur_ksize) % 2 != 1 or int(self.blur_ksize) < 1):
+            raise ValueError(f"blur kernel size must be a positive odd integer, got {self.blur_ksize}")
+
+
+@PRESETS.add("fixed", params=FixedParams, description="celebref fixed setting for sweeps: blur -> downsample -> noise -> JPEG -> upsample")
+def fixed(p: FixedParams) -> Recipe:
     """One deterministic setting for controlled sweeps (our own, not a published recipe).
 
     Float32 [0, 1] like the BasicSR recipes, in the classic order blur -> downsample -> noise -> JPEG ->
@@ -121,13 +200,8 @@ def fixed(blur: float = 0.0, scale: float = 1.0, noise: float = 0.0, jpeg: int |
     per-image ``noise_seed``); JPEG at quality ``jpeg`` (None: off) on the true-colour (BGR) image;
     final ``clip(rint(x * 255))``. ``blur = 0``, ``scale = 1``, ``noise = 0`` are the identity and are
     recorded with ``*_applied = False``."""
-    if blur < 0 or noise < 0 or scale <= 0:
-        raise ConfigError(f"fixed preset needs blur >= 0, noise >= 0, scale > 0 (got blur={blur}, scale={scale}, noise={noise})")
-    if jpeg is not None and not 0 <= int(jpeg) <= 100:
-        raise ConfigError(f"JPEG quality must be in 0..100, got {jpeg}")
+    blur, scale, noise, jpeg, interp, blur_ksize = p.blur, p.scale, p.noise, p.jpeg, p.interp, p.blur_ksize
     ksize: int | str = int(blur_ksize) if blur_ksize else "auto"
-    if blur_ksize and (int(blur_ksize) % 2 != 1 or int(blur_ksize) < 1):
-        raise ConfigError(f"blur kernel size must be a positive odd integer, got {blur_ksize}")
     pipe = Pipeline(
         name="fixed",
         dtype="float32",
@@ -140,17 +214,39 @@ def fixed(blur: float = 0.0, scale: float = 1.0, noise: float = 0.0, jpeg: int |
             {"op": "upsample", "interp": interp},
         ],
     )
-    return pipe, {"blur": float(blur), "scale": float(scale), "noise": float(noise), "jpeg": None if jpeg is None else int(jpeg)}
+    return Recipe(pipe, {"blur": float(blur), "scale": float(scale), "noise": float(noise), "jpeg": None if jpeg is None else int(jpeg)})
 
 
-PRESETS: dict[str, Callable[..., Any]] = {"dfdnet": dfdnet, "gfpgan": gfpgan, "codeformer": codeformer, "fixed": fixed}
+# -- lookup --------------------------------------------------------------------------------------------------
+
+def make_recipe(name: str, options: Mapping[str, Any] | None = None) -> tuple[str, Recipe]:
+    """``(canonical name, Recipe)`` of preset ``name`` with ``options`` (values or strings, typed by the preset's
+    parameter dataclass; a bad or unknown parameter is a :class:`ConfigError` naming it)."""
+    entry = PRESETS.entry(name)
+    params_type = entry.params_type()
+    options = dict(options or {})
+    if params_type is None:
+        if options:
+            raise ConfigError(f"preset {entry.name!r} takes no parameters (got {', '.join(sorted(options))})")
+        params = None
+    else:
+        params = build_params(params_type, options, owner=f"preset {entry.name!r}")
+    recipe = entry.load()(params)
+    if not isinstance(recipe, Recipe):
+        raise ConfigError(f"preset {entry.name!r} ({entry.source}) returned a {type(recipe).__name__}, not a Recipe")
+    return entry.name, recipe
 
 
 def get_preset(name: str, **options: Any) -> tuple[Pipeline, dict[str, Any]]:
-    """``(pipeline, overrides)`` for a preset name; ``options`` are the preset function's keyword arguments."""
-    if name not in PRESETS:
-        raise UnknownNameError("preset", name, list(PRESETS))
-    result = PRESETS[name](**options)
-    if isinstance(result, tuple):
-        return result
-    return result, {}
+    """``(pipeline, overrides)`` for a preset name; ``options`` are the preset's parameters."""
+    recipe = make_recipe(name, options)[1]
+    return recipe.pipeline, dict(recipe.overrides)
+
+
+def preset_from_spec(spec: str, **options: Any) -> tuple[str, Recipe]:
+    """``"NAME:key=value,..."`` plus ``options`` (a parameter given in both is an error) -> ``(name, Recipe)``."""
+    name, raw = parse_spec(spec)
+    both = sorted(set(raw) & set(options))
+    if both:
+        raise ConfigError(f"preset parameter {', '.join(repr(b) for b in both)} is given twice (in {spec!r} and as an option)")
+    return make_recipe(name, {**raw, **options})

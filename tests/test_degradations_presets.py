@@ -199,3 +199,70 @@ def test_bad_pipelines_and_names_are_config_errors(tmp_path):
         load_pipeline(bad)
     with pytest.raises(ConfigError):
         get_preset("fixed", blur=-1)
+
+
+# --- registries, typed parameters, TOML parser fallback ----------------------------------------------------
+
+def test_presets_live_in_one_registry_with_typed_parameters():
+    from celebref.params import describe_params
+    from degradations.presets import PRESETS, Recipe, make_recipe, preset_from_spec
+
+    assert set(PRESETS.names()) >= {"dfdnet", "gfpgan", "codeformer", "fixed"}
+    for e in PRESETS.entries():
+        assert e.description and e.params_type() is not None
+    assert "DFDNet" in PRESETS.entry("dfdnet").description and "aligned_dataset.py" in PRESETS.entry("dfdnet").description
+    assert [d["name"] for d in describe_params(PRESETS.entry("dfdnet").params_type())] == ["color_jitter"]
+    name, recipe = preset_from_spec("fixed:blur=2,scale=4,jpeg=none")
+    assert name == "fixed" and isinstance(recipe, Recipe)
+    assert dict(recipe.overrides) == {"blur": 2.0, "scale": 4.0, "noise": 0.0, "jpeg": None}
+    assert make_recipe("dfdnet", {"color_jitter": "true"})[1].pipeline.step("color_enhance")["p"] == 1.0
+    with pytest.raises(ConfigError, match="parameter 'blur' must be float"):
+        preset_from_spec("fixed:blur=strong")
+    with pytest.raises(ConfigError, match="unknown parameter 'gray'.*color_jitter"):
+        get_preset("dfdnet", gray=True)
+    with pytest.raises(UnknownNameError, match="did you mean 'gfpgan'"):
+        get_preset("gfpgam")
+
+
+def test_a_plugin_op_runs_in_a_pipeline_and_records_its_parameters():
+    """Ops come from one registry: an op added there (as a plugin's entry point would) is usable by name."""
+    from degradations.ops import OPS, ApplyContext, Op
+
+    class Invert(Op):
+        name = "test_invert"
+        defaults = {"invert_applied": False, "invert_level": float("nan")}
+
+        def sample(self, step, rng, applied, params):
+            level = float(rng.uniform(0.5, 1.0))
+            if applied:
+                params.update(invert_applied=True, invert_level=level)
+
+        def apply(self, x, step, params, ctx: ApplyContext):
+            return (255 - x) if params.get("invert_applied") else None
+
+    if "test_invert" not in OPS:
+        OPS.register("test_invert", Invert, description="test op")
+    pipe = Pipeline.from_dict({"dtype": "uint8", "steps": [{"op": "test_invert", "p": 1.0}]})
+    params = pipe.sample(0, "a")
+    assert params["invert_applied"] and 0.5 <= params["invert_level"] <= 1.0 and not params["blur_applied"]
+    img = np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
+    np.testing.assert_array_equal(pipe.apply(img, params), 255 - img)
+    with pytest.raises(UnknownNameError, match="did you mean 'test-invert'"):
+        Pipeline.from_dict({"steps": [{"op": "test_inverr"}]})
+
+
+def test_toml_pipelines_without_a_toml_parser_say_what_is_missing(tmp_path, monkeypatch):
+    """Python 3.10 has no tomllib: tomli is used; when neither is there, the message names the package."""
+    import sys
+
+    pipe, _ = get_preset("dfdnet")
+    path = tmp_path / "recipe.toml"
+    path.write_text(_to_toml(pipe.to_dict()))
+    real = pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tomli")
+    monkeypatch.setitem(sys.modules, "tomllib", None)  # as on Python 3.10 ...
+    monkeypatch.setitem(sys.modules, "tomli", real)    # ... with the tomli backport installed
+    assert load_pipeline(path).to_dict() == json.loads(json.dumps(pipe.to_dict()))
+    monkeypatch.setitem(sys.modules, "tomli", None)
+    with pytest.raises(ConfigError) as e:
+        load_pipeline(path)
+    assert "tomli" in str(e.value) and "cannot parse" not in str(e.value)

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -19,7 +23,11 @@ from degradations.inputs import collect_inputs
 from degradations.presets import get_preset
 from degradations.synthesize import JOURNAL, Job, parse_grid, synthesize, synthesize_grid
 
+sys.path.insert(0, str(Path(__file__).parent))
+import _engine_probe as probe  # noqa: E402
+
 SIZE = 96
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _face_like(seed: int) -> np.ndarray:
@@ -258,15 +266,16 @@ def test_cli_runs_fixed_and_reports_errors(dataset, tmp_path, capsys):
     out = tmp_path / "cli"
     rc = cli_main(["degrade", "--preset", "fixed", "--blur", "1.5", "--scale", "4", "--noise", "5", "--jpeg", "60", "--seed", "3",
                    "--input", str(dataset), "--out", str(out), "--workers", "2"])
-    assert rc == 0
-    assert "3 inputs rejected" in capsys.readouterr().out
+    assert rc == 3  # finished, but 3 inputs got no LQ image (exit status says so; issue 15 item 2)
+    cap = capsys.readouterr()
+    assert "3 inputs rejected" in cap.out and "3 of 14 item(s) failed" in cap.err and "unreadable: 3 input(s)" in cap.err
     df = pd.read_parquet(out / "manifest.parquet")
     ok = df[df["status"] == "ok"]
     assert (ok["blur_sigma"] == 1.5).all() and (ok["scale"] == 4).all() and (ok["noise_sigma"] == 5).all() and (ok["jpeg_quality"] == 60).all()
     assert json.loads((out / "degrade.json").read_text())["config"]["seed"] == 3
     # the recipe stored in degrade.json replays the same images through --pipeline
     rc = cli_main(["degrade", "--pipeline", str(out / "degrade.json"), "--seed", "3", "--input", str(dataset), "--out", str(tmp_path / "replay")])
-    assert rc == 0
+    assert rc == 3  # the same 3 unreadable inputs
     assert (tmp_path / "replay" / "lq" / "00000" / "1.png").read_bytes() == (out / "lq" / "00000" / "1.png").read_bytes()
     assert cli_main(["degrade", "--preset", "dfdnet", "--blur", "2", "--input", str(dataset), "--out", str(tmp_path / "x")]) == 2
     assert "belong to --preset fixed" in capsys.readouterr().err
@@ -286,3 +295,143 @@ def test_inputs_from_a_manifest_and_a_plain_folder(dataset, tmp_path):
     assert s.items[-1].reason == "missing_file" and s.items[0].landmarks_path.endswith("0.png.txt")
     plain = collect_inputs(dataset / "images")
     assert not plain.grouped and plain.items[0].id == "00000/0" and plain.items[0].identity == ""
+
+
+# --- untouched images (issue 12 item 7), locks (issue 13 items 2, 5, 8) -----------------------------------
+
+UNTOUCHED_ID = "u/3340"  # with seed 0, dfdnet draws no degradation at all for this id (checked below)
+
+
+def test_untouched_images_are_reported_and_can_be_redrawn(tmp_path, capsys):
+    from degradations.factors import is_untouched
+
+    pipe, _ = get_preset("dfdnet")
+    assert is_untouched(pipe.sample(0, UNTOUCHED_ID)) and not is_untouched(pipe.sample(0, "u/0"))
+    src = tmp_path / "in"
+    write_image(src / "u" / "3340.png", _face_like(5))
+    write_image(src / "u" / "0.png", _face_like(6))
+    gt = read_image(src / "u" / "3340.png")
+
+    assert cli_main(["degrade", "--preset", "dfdnet", "--input", str(src), "--out", str(tmp_path / "plain")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: 1 LQ image drew no degradation" in err and UNTOUCHED_ID in err and "--redraw-untouched" in err
+    meta = json.loads((tmp_path / "plain" / "degrade.json").read_text())
+    assert meta["untouched"] == {"count": 1, "ids": [UNTOUCHED_ID], "redrawn": 0}
+    df = pd.read_parquet(tmp_path / "plain" / "manifest.parquet").set_index("id")
+    assert df.loc[UNTOUCHED_ID, "untouched"] and df.loc[UNTOUCHED_ID, "redraws"] == 0 and not df.loc["u/0", "untouched"]
+    np.testing.assert_array_equal(read_image(tmp_path / "plain" / "lq" / "u" / "3340.png"), gt)  # LQ == GT
+
+    outs = {}
+    for workers in ("1", "2"):
+        out = tmp_path / f"redraw{workers}"
+        assert cli_main(["degrade", "--preset", "dfdnet", "--input", str(src), "--out", str(out), "--redraw-untouched",
+                         "--workers", workers]) == 0
+        assert "warning" not in capsys.readouterr().err
+        outs[workers] = files(out)
+    assert outs["1"] == outs["2"]  # the redraw is deterministic: same seed, same bytes
+    out = tmp_path / "redraw1"
+    meta = json.loads((out / "degrade.json").read_text())
+    assert meta["config"]["redraw_untouched"] == 8 and meta["untouched"]["count"] == 0 and meta["untouched"]["redrawn"] == 1
+    row = pd.read_parquet(out / "manifest.parquet").set_index("id").loc[UNTOUCHED_ID]
+    k = int(row["redraws"])
+    assert k >= 1 and not row["untouched"]
+    params = pipe.sample(0, UNTOUCHED_ID, redraw=k)  # the recorded sub-stream replays the parameters and the image
+    assert all(row[c] == v or (isinstance(v, float) and np.isnan(v) and np.isnan(row[c])) for c, v in params.items())
+    lq = read_image(out / "lq" / "u" / "3340.png")
+    np.testing.assert_array_equal(lq, pipe.apply(gt, params))
+    assert not np.array_equal(lq, gt)
+    assert outs["1"]["lq/u/0.png"] == files(tmp_path / "plain")["lq/u/0.png"]  # touched images keep their own draw
+
+
+def _big_dataset(root: Path, n: int = 60, size: int = 192) -> Path:
+    rng = np.random.default_rng(1)
+    for i in range(n):
+        small = rng.integers(0, 256, (size // 8, size // 8, 3), dtype=np.uint8)
+        write_image(root / "images" / f"{i % 3:05d}" / f"{i}.png", cv2.resize(small, (size, size), interpolation=cv2.INTER_CUBIC))
+    return root
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory) -> Path:
+    return _big_dataset(tmp_path_factory.mktemp("big"))
+
+
+def _degrade_proc(inp: Path, out: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "CELEBREF_PROGRESS": "0"}
+    return subprocess.Popen([sys.executable, "-m", "celebref", "degrade", "--preset", "dfdnet", "--refs", "none",
+                             "--input", str(inp), "--out", str(out), *extra], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(cond, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.01)
+
+
+def test_a_second_degrade_into_a_busy_folder_fails_clearly(big, tmp_path, capsys):
+    from celebref.lock import LOCK_NAME, read_owner
+
+    out = tmp_path / "out"
+    first = _degrade_proc(big, out, "--seed", "1")
+    try:
+        _wait_for(lambda: (out / LOCK_NAME).exists() or first.poll() is not None)
+        first.send_signal(signal.SIGSTOP)  # hold it mid-run, so the test never races it
+        owner = read_owner(out)
+        assert owner is not None and owner.pid == first.pid, "the first run finished before it could be paused"
+        rc = cli_main(["degrade", "--preset", "dfdnet", "--seed", "2", "--refs", "none", "--input", str(big), "--out", str(out)])
+        err = capsys.readouterr().err
+        assert rc == 2 and "in use by another celebref run" in err and f"pid {first.pid}" in err and "--seed 1" in err
+    finally:
+        first.send_signal(signal.SIGCONT)
+        stdout, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr
+    assert json.loads((out / "degrade.json").read_text())["config"]["seed"] == 1
+    df = pd.read_parquet(out / "manifest.parquet")
+    assert (df["status"] == "ok").all() and (df["seed"] == 1).all() and len(list((out / "lq").rglob("*.png"))) == len(df)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_kill_9_of_degrade_stops_its_workers_and_the_rerun_is_identical(big, tmp_path):
+    out, ref = tmp_path / "out", tmp_path / "ref"
+    run = _degrade_proc(big, out, "--workers", "2")
+    try:
+        _wait_for(lambda: len(list((out / "lq").rglob("*.png"))) >= 6 if (out / "lq").exists() else run.poll() is not None)
+        workers = probe.children(run.pid, b"spawn_main")
+    finally:
+        run.send_signal(signal.SIGKILL)
+        run.communicate()
+    assert len(workers) == 2 and run.returncode == -signal.SIGKILL
+    assert len(list((out / "lq").rglob("*.png"))) < 60, "the run finished before it was killed"
+    deadline = time.monotonic() + 5  # PR_SET_PDEATHSIG acts at once; the parent watch within 0.5 s
+    while any(probe.alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(probe.alive(w) for w in workers), "degrade workers outlived the killed run"
+    snapshot = {str(p.relative_to(out)): p.stat().st_size for p in out.rglob("*") if p.is_file()}
+    time.sleep(0.5)
+    assert {str(p.relative_to(out)): p.stat().st_size for p in out.rglob("*") if p.is_file()} == snapshot
+
+    rerun = _degrade_proc(big, out, "--workers", "2")
+    _, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err
+    assert "taking over the stale lock" in err and f"pid {run.pid}" in err
+    assert cli_main(["degrade", "--preset", "dfdnet", "--refs", "none", "--input", str(big), "--out", str(ref)]) == 0
+    got, want = files(out), files(ref)
+    assert got.keys() == want.keys() and all(got[k] == want[k] for k in want)
+    assert not [p for p in out.rglob(".*") if p.is_file() and p.name != JOURNAL]  # no lock, journal or temp file left
+
+
+def test_cli_preset_parameters_as_a_spec_equal_the_flags(dataset, tmp_path, capsys):
+    args = ["degrade", "--input", str(dataset), "--refs", "none", "--seed", "4"]
+    # exit 3: the dataset's 3 unreadable inputs get no LQ image
+    assert cli_main([*args, "--preset", "fixed:blur=1.5,scale=4,jpeg=60", "--out", str(tmp_path / "spec")]) == 3
+    assert cli_main([*args, "--preset", "fixed", "--blur", "1.5", "--scale", "4", "--jpeg", "60", "--out", str(tmp_path / "flags")]) == 3
+    assert files(tmp_path / "spec") == files(tmp_path / "flags")
+    capsys.readouterr()
+    assert cli_main([*args, "--preset", "dfdnet:gray=true", "--out", str(tmp_path / "bad")]) == 2
+    assert "unknown parameter 'gray'" in capsys.readouterr().err
+    assert cli_main([*args, "--preset", "fixed:blur=2", "--blur", "3", "--out", str(tmp_path / "twice")]) == 2
+    assert "given both" in capsys.readouterr().err
