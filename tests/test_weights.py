@@ -12,13 +12,26 @@ import threading
 import zipfile
 from pathlib import Path
 
+import contextlib
+import os
+import warnings
+
+import numpy as np
 import pytest
 import torch
 
+from baselines.base import RestorationMethod, RestoreResult
 from celebref.app import cli
 from celebref import download as dl
 from celebref import weights
 from celebref.errors import WeightError
+
+@contextlib.contextmanager
+def warnings_as_errors():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        yield
+
 
 # --- a tiny HTTP server with Range support ---------------------------------------------------------
 
@@ -96,7 +109,7 @@ def _blob(n: int, seed: int) -> bytes:
 
 def _entry(monkeypatch, name: str, urls, data: bytes | None, **kw) -> weights.WeightFile:
     w = weights.WeightFile(
-        name=name, filename=kw.pop("filename", f"{name}.bin"), urls=tuple(urls), licence="test", used_by=("test",),
+        name=name, filename=kw.pop("filename", f"{name}.bin"), urls=tuple(urls), licence="test",
         sha256=kw.pop("sha256", hashlib.sha256(data).hexdigest() if data is not None else None),
         size=kw.pop("size", len(data) if data is not None else None), **kw,
     )
@@ -403,3 +416,194 @@ def test_cli_fetch_all_offline_reports_each_and_fails(home, capsys):
     for w in weights.REGISTRY.values():
         if w.kind != "package":
             assert f"{w.name}: weight {w.name!r} is not available" in err, w.name
+
+
+# --- one message for every missing file (issue 12 item 3) ------------------------------------------------
+
+
+def test_check_available_lists_every_missing_file_with_its_users(home, monkeypatch):
+    _entry(monkeypatch, "t-a", ["https://example.org/a.bin"], b"aaaa")
+    _entry(monkeypatch, "t-b", ["https://drive.google.com/some/folder"], None, manual=True, notes="the b file")
+    _entry(monkeypatch, "t-c", ["https://example.org/c.bin"], b"cccc")
+    _entry(monkeypatch, "t-ok", ["https://example.org/ok.bin"], b"okok")
+    for name, data in (("t-c", b"CCCC"), ("t-ok", b"okok")):
+        dest = weights.default_path(name)
+        dest.parent.mkdir(parents=True)
+        dest.write_bytes(data)  # t-c: right size, wrong sha256
+    req = {"method m1": ["t-a", "t-b", "t-ok"], "method m2": ["t-a"], "metric x": ["t-c"]}
+    missing = weights.check_available(req)
+    assert [(m.name, m.users, m.state) for m in missing] == [
+        ("t-a", ("method m1", "method m2"), weights.MISSING), ("t-b", ("method m1",), weights.MISSING),
+        ("t-c", ("metric x",), weights.BAD_HASH)]
+    assert weights.check_available(["t-ok"]) == []
+    with pytest.raises(weights.WeightsUnavailableError) as ei:
+        weights.require_available(req, hint="HINT: skip them")
+    msg = str(ei.value)
+    assert msg.startswith("3 weight files are not available for method m1, method m2, metric x:")
+    for needle in ("[1/3] t-a (needed by method m1, method m2)", "https://example.org/a.bin", str(weights.default_path("t-a")),
+                   "[2/3] t-b (needed by method m1)", "https://drive.google.com/some/folder", "the b file",
+                   "[3/3] t-c (needed by metric x)", hashlib.sha256(b"cccc").hexdigest(), "allow_unverified=True"):
+        assert needle in msg, needle
+    assert msg.endswith("HINT: skip them")
+    assert ei.value.users == ["method m1", "method m2", "metric x"]
+
+
+def test_evaluate_and_restore_refuse_to_start_with_one_message(home, tmp_path, capsys):
+    from celebref.imageio import write_image
+
+    rng = np.random.default_rng(0)
+    for d in ("lq", "gt"):
+        write_image(tmp_path / d / "0.png", rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    out = tmp_path / "run"
+    code = cli.main(["evaluate", "--lq", str(tmp_path / "lq"), "--gt", str(tmp_path / "gt"), "--methods", "dmdnet,gfpgan",
+                     "--metrics", "psnr,lpips,fid", "--device", "cpu", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "5 weight files are not available for method dmdnet, method gfpgan, metric fid, metric lpips" in err
+    for name in ("dmdnet", "gfpgan-v1.4", "fid-inception", "alexnet", "lpips-alex-v0.1"):
+        w = weights.get(name)
+        assert f"] {name} (needed by" in err and w.urls[0] in err and str(weights.default_path(name)) in err, name
+    assert "--skip-unavailable" in err
+    assert not (out / "restored").exists()  # nothing was started
+    code = cli.main(["restore", "--input", str(tmp_path / "lq"), "--methods", "dmdnet,codeformer", "--device", "cpu",
+                     "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and "2 weight files are not available for method codeformer, method dmdnet" in err
+    assert "csxmli2016/DMDNet/releases" in err and "sczhou/CodeFormer/releases" in err
+
+
+# --- a file that is not a checkpoint ---------------------------------------------------------------------
+
+
+def test_invalid_checkpoints_say_truncated_download_with_size_and_sha256(tmp_path, home, monkeypatch):
+    good = tmp_path / "good.pth"
+    torch.save({"w": torch.randn(64, 64)}, good)
+    legacy = tmp_path / "legacy.pth"
+    torch.save({"w": torch.randn(64, 64)}, legacy, _use_new_zipfile_serialization=False)
+    data, leg = good.read_bytes(), legacy.read_bytes()
+    cases = {
+        "truncated.pth": data[: len(data) // 2], "head.pth": data[:100], "legacy_cut.pth": leg[: len(leg) // 2],
+        "garbage.pth": bytes(range(256)) * 20, "pickle_like.pth": b"\x80\x04garbage" * 50, "empty.pth": b"",
+        "page.pth": b"<!DOCTYPE html><html><head><title>Google Drive</title></head></html>\n",
+        "cut.safetensors": b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":",
+    }
+    for name, blob in cases.items():
+        p = tmp_path / name
+        p.write_bytes(blob)
+        with pytest.raises(WeightError) as ei:
+            weights.load_torch_checkpoint(p)
+        msg = str(ei.value)
+        assert "is not a valid checkpoint (truncated download?)" in msg, (name, msg)
+        assert f"It has {len(blob)} bytes" in msg and hashlib.sha256(blob).hexdigest() in msg, (name, msg)
+        assert "weights_only=False" not in msg and "weights_only" not in msg, (name, msg)
+    assert "HTML" in str(pytest.raises(WeightError, weights.load_torch_checkpoint, tmp_path / "page.pth").value)
+    # by store name: the expected size/sha256 and where to get it again
+    _entry(monkeypatch, "t-trunc", ["https://example.org/t.pth"], data)
+    monkeypatch.setenv(weights.env_var("t-trunc"), str(tmp_path / "truncated.pth"))
+    with pytest.warns(weights.UnverifiedWeightWarning), pytest.raises(WeightError) as ei:
+        weights.load_torch_checkpoint("t-trunc")
+    msg = str(ei.value)
+    assert f"(expected {len(data)})" in msg and f"Expected sha256: {hashlib.sha256(data).hexdigest()}" in msg
+    assert "https://example.org/t.pth" in msg
+    # a well-formed checkpoint that holds Python objects is still refused as such
+    evil = tmp_path / "evil.pth"
+    torch.save({"o": Sneaky()}, evil)
+    evil_legacy = tmp_path / "evil_legacy.pth"
+    torch.save({"o": Sneaky()}, evil_legacy, _use_new_zipfile_serialization=False)
+    for p in (evil, evil_legacy):
+        with pytest.raises(WeightError, match="refusing to load"):
+            weights.load_torch_checkpoint(p)
+
+
+# --- accepting unverified files: explicit and recorded (issue 14 item 4) -----------------------------------
+
+
+def test_allow_unverified_is_explicit_announced_and_recorded(home, monkeypatch):
+    monkeypatch.delenv(weights.ALLOW_UNVERIFIED_ENV, raising=False)
+    published = b"published-bytes"
+    _entry(monkeypatch, "t-unv", ["https://example.org/u.bin"], published)
+    dest = weights.default_path("t-unv")
+    dest.parent.mkdir(parents=True)
+    mine = b"my-own-checkpoint-bytes"
+    dest.write_bytes(mine)
+    actual = hashlib.sha256(mine).hexdigest()
+    with pytest.raises(WeightError, match="allow_unverified=True") as ei:
+        weights.weight_path("t-unv")
+    assert f"expected {len(published)}" in str(ei.value)
+    assert not [u for u in weights.unverified_uses() if u["name"] == "t-unv"]
+    with pytest.warns(weights.UnverifiedWeightWarning, match="t-unv.*allow_unverified") as rec:
+        assert weights.weight_path("t-unv", allow_unverified=True) == dest
+    assert len(rec) == 1
+    with warnings_as_errors():  # announced once per file and process
+        assert weights.weight_path("t-unv", allow_unverified=True) == dest
+    (use,) = [u for u in weights.unverified_uses() if u["name"] == "t-unv"]
+    assert use == {"name": "t-unv", "path": str(dest), "source": "cache", "sha256": actual,
+                   "expected_sha256": hashlib.sha256(published).hexdigest(), "reason": use["reason"],
+                   "accepted_by": "allow_unverified"}
+    assert weights.check_available(["t-unv"], allow_unverified=True) == []
+    # the process-wide switch (a command-line flag) and the environment variable
+    with pytest.raises(WeightError):
+        weights.weight_path("t-unv", allow_unverified=False)
+    with weights.allowing_unverified():
+        assert os.environ[weights.ALLOW_UNVERIFIED_ENV] == "1"
+        assert weights.weight_path("t-unv") == dest
+    assert weights.ALLOW_UNVERIFIED_ENV not in os.environ
+    monkeypatch.setenv(weights.ALLOW_UNVERIFIED_ENV, "1")
+    assert weights.weight_path("t-unv") == dest
+    monkeypatch.setenv(weights.ALLOW_UNVERIFIED_ENV, "0")
+    with pytest.raises(WeightError):
+        weights.weight_path("t-unv")
+
+
+class _Weighted(RestorationMethod):
+    """Copies its input; loads a weight file through the store (stands in for a network's checkpoint)."""
+
+    name = "t-weighted"
+    weights = ("t-unv2",)
+    input_size = None
+
+    def load(self) -> None:
+        weights.weight_path("t-unv2")
+        self.loaded = True
+
+    def _restore(self, items):
+        return [RestoreResult(it.id, it.image.copy()) for it in items]
+
+
+def test_restore_flag_allow_unverified_weights_is_recorded(home, tmp_path, monkeypatch, capsys):
+    import json
+
+    from baselines.registry import METHODS
+    from celebref.imageio import write_image
+
+    monkeypatch.delenv(weights.ALLOW_UNVERIFIED_ENV, raising=False)
+    monkeypatch.setattr(METHODS, "_entries", dict(METHODS._entries))
+    METHODS.register("t-weighted", _Weighted, weights=_Weighted.weights)
+    _entry(monkeypatch, "t-unv2", ["https://example.org/u2.bin"], b"published")
+    dest = weights.default_path("t-unv2")
+    dest.parent.mkdir(parents=True)
+    dest.write_bytes(b"synthetic checkpoint")
+    write_image(tmp_path / "in" / "a.png", np.zeros((8, 8, 3), np.uint8))
+    argv = ["restore", "--input", str(tmp_path / "in"), "--methods", "t-weighted", "--device", "cpu"]
+    assert cli.main(argv + ["--out", str(tmp_path / "r1")]) == 2
+    err = capsys.readouterr().err
+    assert "1 weight file is not available for method t-weighted" in err and "--allow-unverified-weights" in err
+    with pytest.warns(weights.UnverifiedWeightWarning, match="t-unv2"):
+        assert cli.main(argv + ["--out", str(tmp_path / "r2"), "--allow-unverified-weights"]) == 0
+    meta = json.loads((tmp_path / "r2" / "restore.json").read_text())
+    assert meta["allow_unverified_weights"] is True
+    assert [(u["name"], u["path"], u["sha256"]) for u in meta["unverified_weights"]] == [
+        ("t-unv2", str(dest), hashlib.sha256(b"synthetic checkpoint").hexdigest())]
+    assert meta["methods"][0]["weights"] == {"t-unv2": hashlib.sha256(b"synthetic checkpoint").hexdigest()}
+    assert weights.ALLOW_UNVERIFIED_ENV not in os.environ  # the flag does not leak past the command
+    # evaluate: the same flag, recorded in run.json
+    write_image(tmp_path / "gt" / "a.png", np.zeros((8, 8, 3), np.uint8))
+    ev = ["evaluate", "--lq", str(tmp_path / "in"), "--gt", str(tmp_path / "gt"), "--methods", "t-weighted",
+          "--metrics", "psnr", "--device", "cpu"]
+    assert cli.main(ev + ["--out", str(tmp_path / "e1")]) == 2
+    assert "--allow-unverified-weights" in capsys.readouterr().err
+    assert cli.main(ev + ["--out", str(tmp_path / "e2"), "--allow-unverified-weights"]) == 0
+    run = json.loads((tmp_path / "e2" / "run.json").read_text())
+    assert run["allow_unverified_weights"] is True
+    assert [(u["name"], u["sha256"]) for u in run["unverified_weights"]] == [
+        ("t-unv2", hashlib.sha256(b"synthetic checkpoint").hexdigest())]

@@ -25,15 +25,22 @@ class LandmarkFileError(CelebrefError):
         super().__init__(f"bad landmark file {self.path!r}: {reason}")
 
 
+def _fmt(v: float) -> str:
+    # "%.3f" as numpy.savetxt(fmt="%.3f") writes it (correctly rounded), except that a value rounding to
+    # zero from below is written "0.000", not "-0.000"
+    s = f"{v:.3f}"
+    return "0.000" if s == "-0.000" else s
+
+
 def format_landmarks(points: np.ndarray) -> str:
-    """The file text for ``(68, 2)`` points: 68 lines ``"%.3f %.3f"`` each ending in LF."""
+    """The file text for ``(68, 2)`` points (x, y): 68 lines ``"%.3f %.3f"`` each ending in LF, byte-identical
+    to ``numpy.savetxt(fmt="%.3f")`` except that ``-0.000`` is written ``0.000``."""
     pts = np.asarray(points, dtype=np.float64)
     if pts.shape != (68, 2):
         raise ValueError(f"landmarks must have shape (68, 2), got {pts.shape}")
     if not np.isfinite(pts).all():
         raise ValueError("landmarks contain NaN or infinity")
-    # "+ 0.0" turns -0.0 into 0.0 so a point rounding to zero is written "0.000", not "-0.000"
-    return "".join(f"{x + 0.0:.3f} {y + 0.0:.3f}\n" for x, y in np.round(pts, 3))
+    return "".join(f"{_fmt(x)} {_fmt(y)}\n" for x, y in pts.tolist())
 
 
 def parse_landmarks(text: str, name: str = "<text>") -> np.ndarray:
@@ -59,10 +66,11 @@ def parse_landmarks(text: str, name: str = "<text>") -> np.ndarray:
 
 
 def read_landmarks(path: str | os.PathLike) -> np.ndarray:
-    """Read a landmark file -> ``(68, 2) float64``."""
+    """Read a landmark file -> ``(68, 2) float64`` (the values ``numpy.loadtxt`` gives; a UTF-8 byte-order
+    mark is ignored); anything else raises :class:`LandmarkFileError` naming the file and line."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="ascii")
+        text = path.read_bytes().decode("utf-8-sig")
     except FileNotFoundError:
         raise LandmarkFileError(path, "file not found") from None
     except (OSError, UnicodeDecodeError) as exc:

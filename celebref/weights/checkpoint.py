@@ -1,0 +1,133 @@
+"""Loading checkpoints safely: ``torch.load(weights_only=True)`` or safetensors, never arbitrary pickles,
+and a clear message for a file that is not a checkpoint at all (truncated download, an HTML page, ...)."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from ..errors import WeightError
+from .catalogue import REGISTRY, WeightFile
+from .integrity import file_sha256
+from .messages import invalid_checkpoint_message
+from .store import weight_path
+
+#: the first pickle of PyTorch's legacy (pre-1.6, non-zip) serialization format
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+
+
+class _NoGlobals(pickle.Unpickler):
+    """Reads plain values only (used to recognise the legacy magic number): every global is refused."""
+
+    def find_class(self, module: str, name: str) -> Any:  # noqa: ARG002
+        raise pickle.UnpicklingError("globals are not allowed here")
+
+
+def _format_problem(path: Path) -> str | None:
+    """Why ``path`` is structurally not a PyTorch checkpoint (``None``: it looks like one)."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(512)
+            if size == 0:
+                return "the file is empty"
+            if head.startswith(b"PK"):
+                f.seek(0)
+                try:
+                    with zipfile.ZipFile(f) as zf:
+                        names = zf.namelist()
+                except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+                    return f"a damaged zip archive ({e})"
+                if not any(n.endswith("data.pkl") for n in names):
+                    return "a zip archive without PyTorch's data.pkl"
+                return None
+            if head.startswith(b"\x80"):
+                f.seek(0)
+                try:
+                    if _NoGlobals(f).load() == _LEGACY_MAGIC:
+                        return None
+                except Exception:  # noqa: BLE001 - anything unreadable is not the legacy header
+                    pass
+                return "not PyTorch's serialization format (a bare pickle or damaged data)"
+    except OSError as e:
+        return f"cannot read it ({e})"
+    text = head.lstrip().lower()
+    if text.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head")):
+        return "it is an HTML/XML page, not a checkpoint (a download that returned a web page?)"
+    return "neither PyTorch's zip nor its legacy format"
+
+
+def _invalid(path: Path, reason: str, entry: WeightFile | None) -> WeightError:
+    try:
+        actual = file_sha256(path)
+    except OSError:
+        actual = None
+    return WeightError(invalid_checkpoint_message(path, reason, entry, actual))
+
+
+def load_torch_checkpoint(name_or_path: str | os.PathLike, allow_unverified: bool | None = None) -> dict:
+    """Load a checkpoint safely: ``torch.load(weights_only=True, map_location="cpu")``, or safetensors
+    for ``*.safetensors``; by store name (verified by :func:`~celebref.weights.weight_path`, which
+    ``allow_unverified`` is passed to) or by path.
+
+    Never unpickles arbitrary objects: a file that needs them raises :class:`WeightError` ("refusing to
+    load"). A file that is not a checkpoint at all (empty, truncated, an HTML page) raises
+    :class:`WeightError` "... is not a valid checkpoint (truncated download?)" with its size, its sha256
+    and the expected ones. Returns the loaded mapping as is (see :func:`unwrap_state_dict`)."""
+    entry = None
+    if isinstance(name_or_path, str) and name_or_path in REGISTRY:
+        entry = REGISTRY[name_or_path]
+        path = weight_path(name_or_path, allow_unverified=allow_unverified)
+    else:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise WeightError(f"checkpoint {str(path)!r} does not exist")
+    if path.suffix.lower() == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return dict(load_file(str(path), device="cpu"))
+        except Exception as e:  # noqa: BLE001 - any parse failure is a bad file
+            raise _invalid(path, f"not a readable safetensors file ({str(e).splitlines()[0] if str(e) else type(e).__name__})",
+                           entry) from None
+    import torch
+
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        problem = _format_problem(path)
+        if problem is not None:
+            raise _invalid(path, problem, entry) from None
+        raise WeightError(
+            f"refusing to load {str(path)!r}: it contains Python objects other than tensors and plain "
+            f"containers (weights_only=True). Details: {_first_line(e)}"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
+        raise _invalid(path, _format_problem(path) or f"unreadable data ({_first_line(e)})", entry) from None
+    if not isinstance(obj, dict):
+        raise WeightError(f"checkpoint {str(path)!r} holds a {type(obj).__name__}, expected a dict")
+    return obj
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__
+
+
+def unwrap_state_dict(ckpt: Mapping[str, Any], keys: Iterable[str] = ("params_ema", "params", "state_dict"),
+                      strip_prefix: str | None = "module.") -> dict:
+    """The tensor mapping inside a checkpoint: the first of ``keys`` present (BasicSR's ``params_ema`` /
+    ``params``, Lightning's ``state_dict``), else ``ckpt`` itself; ``strip_prefix`` is removed when every
+    key starts with it (DataParallel's ``module.``)."""
+    sd: Any = ckpt
+    for k in keys:
+        if isinstance(ckpt, Mapping) and isinstance(ckpt.get(k), Mapping):
+            sd = ckpt[k]
+            break
+    sd = dict(sd)
+    if strip_prefix and sd and all(isinstance(k, str) and k.startswith(strip_prefix) for k in sd):
+        sd = {k[len(strip_prefix):]: v for k, v in sd.items()}
+    return sd
