@@ -23,6 +23,7 @@ from celebref.progress import progress
 from celebref.tabular import read_table
 
 from . import assets
+from . import plots as plots_mod
 from .render import copy_static, render
 
 FUNNEL_ORDER = ("raw", "decoded", "faces", "quality", "identity", "dedup", "final")
@@ -46,6 +47,68 @@ def write_overrides_template(manifest: pd.DataFrame, path: Path) -> None:
     atomic_write_text(path, rows.to_csv(index=False, lineterminator="\n"))
 
 
+STAGES = {
+    "raw": "files found in the crawl", "decoded": "readable as images", "faces": "with a usable face",
+    "quality": "passing the face-size, blur and pose gates", "identity": "matching their folder's identity",
+    "dedup": "left after removing duplicates", "final": "in the dataset (after the per-identity limits)",
+}
+#: fewest pair distances for a histogram (fewer: listed in words)
+MIN_DISTANCES = 5
+
+
+def _settings(meta: dict) -> dict:
+    """The backend's models and the thresholds as small tables (rows of name, value)."""
+    backend = meta.get("backend") if isinstance(meta.get("backend"), dict) else {"name": meta.get("backend")}
+    models = backend.get("models") if isinstance(backend.get("models"), dict) else {}
+    thresholds = meta.get("thresholds") if isinstance(meta.get("thresholds"), dict) else {}
+    items = [(k, _s(v)) for k, v in thresholds.items()]
+    cols = min(3, max(1, len(items)))
+    rows = -(-len(items) // cols)  # the thresholds side by side in up to 3 (setting, value) column pairs
+    return {"backend": _s(backend.get("name")) or "?", "models": [(k, _s(v)) for k, v in models.items()],
+            "threshold_cols": cols, "threshold_rows": [[items[c * rows + r] for c in range(cols) if c * rows + r < len(items)]
+                                                       for r in range(rows)]}
+
+
+def _glossary(rows: list[dict], threshold) -> dict[str, str]:
+    out = {}
+    if any(isinstance(r.get("identity_distance"), (int, float)) and np.isfinite(r["identity_distance"]) for r in rows):
+        out["d"] = ("identity distance: Euclidean distance between the face's unit-norm identity embedding and its "
+                    "folder's dominant-identity centroid (0 = same face, 2 = opposite)"
+                    + (f"; faces farther than the identity threshold {threshold} are rejected as identity outliers"
+                       if threshold is not None else ""))
+    out["green / red frame"] = "accepted (or the copy kept) / rejected (or removed as a duplicate)"
+    return out
+
+
+def _plots(build_dir: Path, meta: dict, A: Path) -> tuple[list[dict], list[str]]:
+    """The plots that have something to show, each with its own caption, and a line for each one left out."""
+    plots, notes = [], []
+    ids_csv = build_dir / "identities.csv"
+    if ids_csv.is_file():
+        counts = pd.read_csv(ids_csv, dtype={"identity_id": str})["count"].value_counts().sort_index()
+        if len(counts) >= 2:
+            name = assets.asset_name("per-identity", ext=".png")
+            plots_mod.plot_count_bars({int(k): int(v) for k, v in counts.items()}, "images per identity", "identities", A / name)
+            plots.append({"src": f"assets/{name}", "title": "identities by number of images", "caption": ""})
+        elif len(counts) == 1:
+            k, v = int(counts.index[0]), int(counts.iloc[0])
+            notes.append(f"Images per identity: not plotted: all {v} identit{'ies' if v != 1 else 'y'} have {k} image{'s' if k != 1 else ''}.")
+    dist_path = build_dir / "distances.parquet"
+    threshold = (meta.get("thresholds") or {}).get("identity_threshold")
+    if dist_path.is_file():
+        d = pd.read_parquet(dist_path)
+        if len(d) >= MIN_DISTANCES:
+            name = assets.asset_name("distances", ext=".png")
+            plots_mod.plot_histograms({k: d[d["kind"] == k]["distance"].to_numpy(float) for k in ("same", "different")},
+                                      "identity distance", A / name, threshold=threshold)
+            plots.append({"src": f"assets/{name}", "title": "same- vs different-identity distances",
+                          "caption": f"dashed line: identity threshold {threshold}" if threshold is not None else ""})
+        else:
+            notes.append(f"Identity distances: not plotted: {len(d)} pair distance{'s' if len(d) != 1 else ''} "
+                         f"(a histogram needs at least {MIN_DISTANCES}).")
+    return plots, notes
+
+
 def build_build_report(build_dir: str | Path, out_dir: str | Path | None = None) -> Path:
     build_dir = Path(build_dir)
     out = Path(out_dir) if out_dir else build_dir / "report"
@@ -59,6 +122,8 @@ def build_build_report(build_dir: str | Path, out_dir: str | Path | None = None)
     copy_static(A)
 
     def thumb_of(row: dict) -> str | None:
+        if row.get("decision") == "skipped":  # not an input, never opened (FIFOs, links leaving the crawl)
+            return None
         if row.get("decision") == "accepted" and _s(row.get("output_path")):
             src = build_dir / row["output_path"]
         else:
@@ -93,22 +158,8 @@ def build_build_report(build_dir: str | Path, out_dir: str | Path | None = None)
     coll_path = build_dir / "collisions.csv"
     collisions = pd.read_csv(coll_path).to_dict("records") if coll_path.is_file() and coll_path.stat().st_size else []
 
-    plots = []
-    ids_csv = build_dir / "identities.csv"
-    if ids_csv.is_file():
-        counts = pd.read_csv(ids_csv, dtype={"identity_id": str})["count"].value_counts().sort_index()
-        name = assets.asset_name("per-identity", ext=".png")
-        assets.plot_bars({str(k): int(v) for k, v in counts.items()}, "identities by number of images", A / name)
-        plots.append({"src": f"assets/{name}", "title": "images per identity"})
-    dist_path = build_dir / "distances.parquet"
+    plots, plot_notes = _plots(build_dir, meta, A)
     threshold = (meta.get("thresholds") or {}).get("identity_threshold")
-    if dist_path.is_file():
-        d = pd.read_parquet(dist_path)
-        if len(d):
-            name = assets.asset_name("distances", ext=".png")
-            assets.plot_histograms({k: d[d["kind"] == k]["distance"].to_numpy(float) for k in ("same", "different")},
-                                   "identity distance", A / name, threshold=threshold)
-            plots.append({"src": f"assets/{name}", "title": "same- vs different-identity distances"})
 
     write_overrides_template(man, out / "overrides_template.csv")
     raw_funnel = meta.get("funnel", {})
@@ -116,6 +167,8 @@ def build_build_report(build_dir: str | Path, out_dir: str | Path | None = None)
     funnel.update({k: v for k, v in raw_funnel.items() if k not in funnel})
     html = render("build.html", meta=meta, funnel=funnel, reasons=meta.get("reasons", {}),
                   identities=identities, duplicates=duplicates, outliers=outliers, collisions=collisions, plots=plots,
-                  threshold=threshold, n_inputs=meta.get("inputs", len(prim)))
+                  plot_notes=plot_notes, threshold=threshold, n_inputs=meta.get("inputs", len(prim)),
+                  settings=_settings(meta), stages={k: STAGES[k] for k in funnel if k in STAGES},
+                  glossary=_glossary(prim, threshold))
     atomic_write_text(out / "index.html", html)
     return out / "index.html"

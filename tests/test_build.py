@@ -47,7 +47,8 @@ def built(mini_dir, tmp_path_factory):
 
 def test_every_input_gets_the_right_decision_and_reason(built):
     prim, exp = built["prim"], built["expected"]
-    assert sorted(prim.index) == sorted(exp)  # every input file once (README.txt is not an input)
+    assert sorted(prim.index) == sorted([*exp, "README.txt"])  # every file once, README.txt too ...
+    assert prim.loc["README.txt", ["decision", "reason"]].tolist() == ["skipped", "outside_person_folder"]  # ... not an input
     wrong = {p: (d, r, prim.loc[p, "decision"], prim.loc[p, "reason"]) for p, (d, r) in exp.items()
              if (prim.loc[p, "decision"], prim.loc[p, "reason"]) != (d, r)}
     assert not wrong
@@ -80,6 +81,12 @@ def test_reasons_carry_their_evidence(built):
     assert "same_image_in_other_folder" in prim.loc["Eve Kim/photo_2.png", "flags"]
     assert "cannot" in prim.loc["Dana Ruiz/page.jpg", "error"] or "HTML" in prim.loc["Dana Ruiz/page.jpg", "error"]
     assert all(prim.loc[f"{ALIAS}/img_{k}.png", "collision_with"] == "Chen Wei" for k in range(3))
+    # the same person under two folder names: merged into one identity (default on_collision=merge), both names kept
+    assert all(prim.loc[f"{ALIAS}/img_{k}.png", "assigned_folder"] == "Chen Wei" for k in range(3))
+    assert all(prim.loc[f"{ALIAS}/img_{k}.png", "identity_folder"] == ALIAS for k in range(3))
+    ids = pd.read_csv(built["out"] / "identities.csv", dtype=str, keep_default_na=False).set_index("folder_name")
+    assert ids.loc["Chen Wei", "merged_folders"] == ALIAS and int(ids.loc["Chen Wei", "count"]) == 7
+    assert built["meta"]["identities"][ALIAS]["merge_into"] == "Chen Wei"
     col = pd.read_csv(built["out"] / "collisions.csv")
     assert col[["folder_a", "folder_b", "suggestion"]].values.tolist() == [["Chen Wei", ALIAS, "merge"]]
     # composites: one row per detected face; the person's own face is the one used
@@ -97,7 +104,7 @@ def test_output_is_in_celebref_hq_layout_and_dmdnet_list_format(built):
     out, prim = built["out"], built["prim"]
     acc = prim[prim.decision == "accepted"]
     ids = pd.read_csv(out / "identities.csv", dtype={"identity_id": str})
-    assert list(ids.columns) == ["identity_id", "folder_name", "count", "n_references", "n_probes", "split"]
+    assert list(ids.columns) == ["identity_id", "folder_name", "count", "n_references", "n_probes", "split", "merged_folders"]
     assert ids.identity_id.tolist() == [f"{k:05d}" for k in range(len(ids))]
     assert ids["count"].sum() == len(acc)
     assert set(ids.split) == {"train", "test"}

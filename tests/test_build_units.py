@@ -12,10 +12,11 @@ from celebref.dataset.dedup import group_and_keep, hamming, near_duplicate_pairs
 from celebref.dataset.identity import collision_components, dominant_identity, find_collisions
 from celebref.dataset.neighbors import UnionFind, cdist, lsh_radius_pairs, nearest_other, radius_pairs
 from celebref.dataset.overrides import OverrideTable, read_overrides
-from celebref.dataset.pipeline import decide, funnel
+from celebref.dataset.decide import decide
+from celebref.dataset.records import funnel
 from celebref.dataset.quality import outside_fraction, quad_size, yaw_degrees
 from celebref.dataset.split import leakage_check, split_groups
-from celebref.dataset.writer import landmarks_text
+from celebref.face.landmark_io import format_landmarks as landmarks_text
 from celebref.errors import ConfigError
 
 

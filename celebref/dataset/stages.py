@@ -1,19 +1,29 @@
 """The per-file analysis stage (the only expensive one) and its worker-process plumbing.
 
 ``analyze_file`` turns one file into a JSON-ready record: decode (the shared reader, EXIF orientation applied) ->
-detect faces (largest first; when none is found in a small image, retry on an upscaled copy so that tiny faces
-are reported as too small rather than missing) -> for each significant face (area >= ``significant_area`` x the
+detect faces (largest first; a photo whose long side exceeds ``detect_max_side`` is searched on a downscaled copy,
+the boxes mapped back to the photo, and searched again at full size only when the copy shows no face; when none
+is found in a small image, retry on an upscaled copy so that tiny faces are reported as too small rather than
+missing) -> for each significant face (area >= ``significant_area`` x the
 largest, at most ``max_faces``): 68 landmarks on the source, quality scores, FFHQ alignment to 512x512, 68
 landmarks on the aligned face, identity embedding, perceptual hashes of the aligned face and its mirror image.
 Thresholds are **not** part of the analysis (they are applied later), so changing one never re-embeds.
 The record is cached by ``sha256(file) + settings`` (:mod:`celebref.dataset.cache`).
+
+Downscaled detection ("detect small, refine at full size"): only the detector runs on the copy; the 68 landmarks
+(from the mapped box), the alignment, the aligned landmarks and the embedding are computed on the full-size photo,
+so the detector's cost (most of the time on multi-megapixel web photos) falls with the pixel count while the face
+itself is analysed at full resolution. The copy is made with area averaging so that the long side is
+``detect_max_side``; dlib's HOG detector finds faces of about 80 px and larger in it, i.e. faces of
+``80 * long side / detect_max_side`` px in the photo (156 px on a 2000-px photo at 1024: an FFHQ crop of about
+260 px, at the default ``min_face_size`` of 256). Smaller secondary faces of such photos may go unseen.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from concurrent.futures import ProcessPoolExecutor
+import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -26,6 +36,8 @@ from . import quality as Q
 from .dedup import phash
 
 ANALYSIS_VERSION = 1
+#: the stages timed by :func:`analyze_image` (``timings=``): seconds spent in each
+STAGES = ("decode", "detect", "landmarks", "align", "aligned_landmarks", "embed", "quality")
 
 
 @dataclass(frozen=True)
@@ -37,11 +49,15 @@ class AnalysisSettings:
     max_faces: int = 6
     retry_below: int = 1024  # retry detection on an upscaled copy when the long side is below this ...
     retry_max_scale: int = 4  # ... by an integer factor of at most this
+    detect_max_side: int = 1024  # detect on a copy downscaled to this long side (0: always at full size)
 
     def key(self, backend_info: dict) -> dict:
-        return {"version": ANALYSIS_VERSION, "backend": backend_info, "output_size": self.output_size,
-                "significant_area": self.significant_area, "max_faces": self.max_faces,
-                "retry_below": self.retry_below, "retry_max_scale": self.retry_max_scale}
+        key = {"version": ANALYSIS_VERSION, "backend": backend_info, "output_size": self.output_size,
+               "significant_area": self.significant_area, "max_faces": self.max_faces,
+               "retry_below": self.retry_below, "retry_max_scale": self.retry_max_scale}
+        if self.detect_max_side:  # absent when off: caches of builds made before the option stay valid
+            key["detect_max_side"] = self.detect_max_side
+        return key
 
 
 def backend_info(be) -> dict:
@@ -76,19 +92,68 @@ def _aligned_landmarks(be, aligned: np.ndarray, lm_src: np.ndarray, matrix) -> t
     return _transform_points(matrix, lm_src), "transformed"
 
 
-def analyze_image(img: np.ndarray, be, settings: AnalysisSettings) -> dict:
-    """Analysis record of a decoded RGB uint8 image (see the module docstring)."""
-    from ..face.align import ffhq_align
+def _detect_downscaled(img: np.ndarray, be, max_side: int) -> list:
+    """Faces of ``img`` found on a copy whose long side is ``max_side`` (area averaging), boxes and points mapped
+    back to ``img``'s pixel-index coordinates (per axis: ``(v + 0.5) * full / small - 0.5``)."""
+    from ..face import Detection
 
     h, w = img.shape[:2]
+    f = max_side / max(h, w)
+    sw, sh = max(1, int(round(w * f))), max(1, int(round(h * f)))
+    small = cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA)
+    k = np.array([w / sw, h / sh])
+    out = []
+    for d in be.detect(small):
+        box = np.asarray(d.box, dtype=np.float64).reshape(2, 2)
+        box = ((box + 0.5) * k - 0.5).ravel()
+        pts = None if d.points5 is None else (np.asarray(d.points5, dtype=np.float64) + 0.5) * k - 0.5
+        out.append(Detection(box=tuple(float(v) for v in box), score=float(d.score), points5=pts, backend=d.backend,
+                             model=d.model))
+    return out
+
+
+class _Timer:
+    """Adds the seconds of each ``with timer("stage"):`` block to ``timings[stage]`` (no-op without a dict)."""
+
+    def __init__(self, timings: dict | None):
+        self.timings = timings
+        self.stage = ""
+        self.t0 = 0.0
+
+    def __call__(self, stage: str) -> "_Timer":
+        self.stage = stage
+        return self
+
+    def __enter__(self) -> None:
+        if self.timings is not None:
+            self.t0 = time.perf_counter()
+
+    def __exit__(self, *exc) -> None:
+        if self.timings is not None:
+            self.timings[self.stage] = self.timings.get(self.stage, 0.0) + time.perf_counter() - self.t0
+
+
+def analyze_image(img: np.ndarray, be, settings: AnalysisSettings, timings: dict | None = None) -> dict:
+    """Analysis record of a decoded RGB uint8 image (see the module docstring). ``timings``: a dict to which the
+    seconds spent in each of :data:`STAGES` are added (benchmarks)."""
+    from ..face.align import ffhq_align
+
+    timer = _Timer(timings)
+    h, w = img.shape[:2]
     work, scale = img, 1.0
-    dets = list(be.detect(img))
+    with timer("detect"):
+        dets = []
+        if settings.detect_max_side and max(h, w) > settings.detect_max_side:
+            dets = _detect_downscaled(img, be, settings.detect_max_side)
+        if not dets:
+            dets = list(be.detect(img))
     if not dets and max(h, w) < settings.retry_below:
         s = min(settings.retry_max_scale, int(math.ceil(settings.retry_below / max(h, w))))
         if s > 1:
-            work = cv2.resize(img, (w * s, h * s), interpolation=cv2.INTER_LINEAR)
-            scale = float(s)
-            dets = list(be.detect(work))
+            with timer("detect"):
+                work = cv2.resize(img, (w * s, h * s), interpolation=cv2.INTER_LINEAR)
+                scale = float(s)
+                dets = list(be.detect(work))
     dets.sort(key=lambda d: (-d.area, -d.score, d.box))
     faces = []
     largest = dets[0].area if dets else 0.0
@@ -97,60 +162,76 @@ def analyze_image(img: np.ndarray, be, settings: AnalysisSettings) -> dict:
         rec = {"box": [_f(v) for v in d_src.box], "score": _f(det.score), "detect_scale": scale,
                "significant": bool(k < settings.max_faces and det.area >= settings.significant_area * largest)}
         if rec["significant"]:
-            lm_w = np.asarray(be.landmarks68(work, det), dtype=np.float64)
-            lm = lm_w if scale == 1.0 else (lm_w + 0.5) / scale - 0.5
-            al = ffhq_align(img, lm, output_size=settings.output_size)
-            aligned = np.asarray(al.image)
-            lm_al, how = _aligned_landmarks(be, aligned, lm, al.matrix)
-            emb = np.asarray(be.embed(work, det), dtype=np.float32)
-            size = Q.quad_size(al.quad)
-            blur = Q.blur_variance(aligned)
-            rec.update({
-                "landmarks_source": lm.round(3).tolist(),
-                "quad": np.asarray(al.quad, dtype=np.float64).reshape(4, 2).round(3).tolist(),
-                "face_size": round(size, 3),
-                "outside_fraction": round(Q.outside_fraction(al.quad, w, h), 5),
-                "padded": bool(getattr(al, "padded", False)),
-                "blur_var": round(blur, 4),
-                "yaw": round(Q.yaw_degrees(lm), 3),
-                "quality": round(Q.quality_score(size, blur), 6),
-                "landmarks_aligned": lm_al.round(3).tolist(),
-                "landmarks_aligned_from": how,
-                "embedding": [float(v) for v in emb],
-                "phash": phash(aligned),
-                "phash_mirror": phash(aligned[:, ::-1]),
-            })
+            with timer("landmarks"):
+                lm_w = np.asarray(be.landmarks68(work, det), dtype=np.float64)
+                lm = lm_w if scale == 1.0 else (lm_w + 0.5) / scale - 0.5
+            with timer("align"):
+                al = ffhq_align(img, lm, output_size=settings.output_size)
+                aligned = np.asarray(al.image)
+            with timer("aligned_landmarks"):
+                lm_al, how = _aligned_landmarks(be, aligned, lm, al.matrix)
+            with timer("embed"):
+                emb = np.asarray(be.embed(work, det), dtype=np.float32)
+            with timer("quality"):
+                size = Q.quad_size(al.quad)
+                blur = Q.blur_variance(aligned)
+                rec.update({
+                    "landmarks_source": lm.round(3).tolist(),
+                    "quad": np.asarray(al.quad, dtype=np.float64).reshape(4, 2).round(3).tolist(),
+                    "face_size": round(size, 3),
+                    "outside_fraction": round(Q.outside_fraction(al.quad, w, h), 5),
+                    "padded": bool(getattr(al, "padded", False)),
+                    "blur_var": round(blur, 4),
+                    "yaw": round(Q.yaw_degrees(lm), 3),
+                    "quality": round(Q.quality_score(size, blur), 6),
+                    "landmarks_aligned": lm_al.round(3).tolist(),
+                    "landmarks_aligned_from": how,
+                    "embedding": [float(v) for v in emb],
+                    "phash": phash(aligned),
+                    "phash_mirror": phash(aligned[:, ::-1]),
+                })
         faces.append(rec)
     return {"status": "ok", "width": int(w), "height": int(h), "faces": faces}
 
 
-def analyze_file(path: str | os.PathLike, be, settings: AnalysisSettings) -> dict:
-    """Analysis record of one file; an unreadable file gives ``{"status": "unreadable", "error": ...}``."""
+def analyze_file(path: str | os.PathLike, be, settings: AnalysisSettings, timings: dict | None = None) -> dict:
+    """Analysis record of one file; an unreadable file gives ``{"status": "unreadable", "error": ...}``.
+    ``timings``: see :func:`analyze_image` (plus ``decode``)."""
     try:
-        img = read_image(path)
+        with _Timer(timings)("decode"):
+            img = read_image(path)
     except ImageReadError as e:
         return {"status": "unreadable", "error": e.reason}
     try:
-        return analyze_image(img, be, settings)
+        return analyze_image(img, be, settings, timings)
     except Exception as e:  # noqa: BLE001 - one bad file never stops a build
         return {"status": "error", "error": f"analysis failed ({type(e).__name__}: {e})"}
 
 
-# --- worker processes -----------------------------------------------------------------------------
+# --- running it through the execution seam ------------------------------------------------------------
 
 _BACKEND = None
 
 
-def pool_context():
-    """``spawn`` start method: forking a process whose OpenCV/dlib thread pools are running can deadlock the
-    children, and spawned workers behave the same on every platform."""
+def use_backend(be) -> None:
+    """Use ``be`` as this process's backend for the engine functions (when the engine runs inline)."""
+    global _BACKEND
+    _BACKEND = be
+
+
+def worker_backend():
+    """The face backend of this process (set by :func:`init_worker` or :func:`use_backend`)."""
+    return _BACKEND
+
+
+def init_worker(backend_name: str | None) -> None:
+    """Engine initializer: load the face backend once per worker process (in this process, the one given to
+    :func:`run_analysis` is used as is). One OpenCV thread per worker: the workers are the parallelism."""
+    global _BACKEND
     import multiprocessing
 
-    return multiprocessing.get_context("spawn")
-
-
-def _init_worker(backend_name: str | None) -> None:
-    global _BACKEND
+    if multiprocessing.parent_process() is None and _BACKEND is not None:
+        return
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
         cv2.setNumThreads(1)
@@ -161,31 +242,21 @@ def _init_worker(backend_name: str | None) -> None:
     _BACKEND = get_backend(backend_name)
 
 
-def _work(task: tuple[str, str, AnalysisSettings]) -> tuple[str, dict]:
-    sha, path, settings = task
-    return sha, analyze_file(path, _BACKEND, settings)
+def analyze_batch(tasks: list[tuple[str, AnalysisSettings]]) -> list[dict]:
+    """Engine function: the analysis record of each ``(path, settings)`` with this process's backend."""
+    return [analyze_file(path, _BACKEND, settings) for path, settings in tasks]
 
 
-def run_analysis(tasks: list[tuple[str, str]], settings: AnalysisSettings, backend_name: str, be, workers: int,
+def run_analysis(tasks: list[tuple[str, str]], settings: AnalysisSettings, backend_name: str, be, engine,
                  on_result: Callable[[str, dict], None]) -> Iterator[None]:
-    """Analyse ``tasks`` (``(sha256, path)``, one per distinct content) with ``workers`` processes (1: in this
-    process with ``be``), calling ``on_result(sha, record)`` in this process as each finishes (completion order;
-    callers store results by sha, so the final outcome does not depend on it). Yields once per finished task."""
-    if workers <= 1 or len(tasks) <= 1:
-        for sha, path in tasks:
-            on_result(sha, analyze_file(path, be, settings))
-            yield None
-        return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=pool_context(), initializer=_init_worker, initargs=(backend_name,)) as ex:
-        futs = [ex.submit(_work, (sha, path, settings)) for sha, path in tasks]
-        try:
-            from concurrent.futures import as_completed
-
-            for fut in as_completed(futs):
-                sha, rec = fut.result()
-                on_result(sha, rec)
-                yield None
-        except BaseException:
-            for f in futs:
-                f.cancel()
-            raise
+    """Analyse ``tasks`` (``(sha256, path)``, one per distinct content) through the execution ``engine`` (a
+    :class:`celebref.engine.Engine`; when it runs inline, in this process with ``be``), calling
+    ``on_result(sha, record)`` in this process in input order. Yields once per finished task. A worker that dies
+    or an analysis that raises gives an ``error`` record (not cached)."""
+    use_backend(be)
+    items = [(path, settings) for _, path in tasks]
+    for res in engine.map(analyze_batch, items, keys=[sha for sha, _ in tasks], batch_size=1, desc="analyse",
+                          unit="file", initializer=init_worker, initargs=(backend_name,)):
+        rec = res.value if res.ok else {"status": "error", "error": f"analysis failed ({res.error})"}
+        on_result(res.key, rec)
+        yield None

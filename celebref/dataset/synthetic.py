@@ -7,7 +7,8 @@ FFHQ alignment behave as on photos. Contents (per person folder): clean photos, 
 near duplicates of one photo (JPEG q70, 90% resize, crop/shift, mirror), a grayscale photo, an EXIF-rotated JPEG,
 a photo in a sub-folder, a stranger's face, a two-stranger composite, a composite of the person with a stranger,
 a face shrunk to 96 px, a blurred face, a non-face image, a 0-byte file, a truncated PNG, an HTML page named
-``.jpg``, the same person under a second folder name, and the same image in two folders.
+``.jpg``, the same person under a second folder name (unique faces: merged, not rejected, by default), and the
+same image in two folders.
 The faces are used as given; nothing here is a face of its own.
 """
 
@@ -110,8 +111,8 @@ def make_crawl(src: str | os.PathLike, root: str | os.PathLike, per_identity: in
     exp[f"{B}/empty.jpg"] = ("rejected", "unreadable")
 
     C = name[c]
-    for k in range(3):  # the same person under a second folder name (smaller folder: its files are rejected)
-        put(f"{ALIAS}/img_{k}.png", _canvas(take(c)), "rejected", "identity_collision")
+    for k in range(3):  # the same person under a second folder name (merged into the larger folder by default)
+        put(f"{ALIAS}/img_{k}.png", _canvas(take(c)), "accepted")
     E = name[e]
     (root / C / "shared.png").write_bytes((root / E / "photo_2.png").read_bytes())
     exp[f"{C}/shared.png"] = ("rejected", "identity_outlier")

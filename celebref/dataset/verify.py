@@ -22,8 +22,8 @@ FFHQ alignment from photos cropped through the face are flagged; some released C
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -31,15 +31,21 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from ..engine import Engine
 from ..errors import ConfigError, ImageReadError
+from ..face.landmark_io import LandmarkFileError, read_landmarks
 from ..fsutil import atomic_write_json, atomic_write_text, sha256_file
 from ..imageio import list_images, read_image
 from ..progress import progress
+from ..tabular import write_table
 from . import quality as Q
 from .cache import StageCache, settings_key
+from .config import VerifyConfig
+from .decide import decide
 from .dedup import phash
-from .pipeline import decide, funnel
-from .writer import distance_sample, manifest_frame, write_table
+from .manifest import distance_sample, manifest_frame, manifest_row
+from .records import funnel
+from .stages import init_worker, use_backend, worker_backend
 
 VERIFY_VERSION = 1
 SIDES = ("top", "bottom", "left", "right")
@@ -101,22 +107,6 @@ def reflect_padding_score(img: np.ndarray, seg: int = 64, k_min: int = 8, k_max:
     return best
 
 
-@dataclass
-class VerifyConfig:
-    dataset: Path
-    out: Path
-    backend: str | None = None
-    workers: int = 1
-    identity_threshold: float | None = None
-    collision_threshold: float | None = None
-    merge_threshold: float | None = None
-    near_dup_distance: float | None = None
-    near_dup_hash_bits: int = 10
-    min_blur: float = 25.0
-    max_yaw: float = 70.0
-    use_cache: bool = True
-
-
 def _layout(root: Path) -> tuple[Path, Path | None]:
     if (root / "images").is_dir():
         return root / "images", (root / "landmarks") if (root / "landmarks").is_dir() else None
@@ -134,9 +124,9 @@ def analyze_aligned(path: Path, landmarks_path: Path | None, be) -> dict:
     lm, how = None, ""
     if landmarks_path is not None and landmarks_path.is_file():
         try:
-            lm = np.loadtxt(landmarks_path, dtype=np.float64).reshape(68, 2) * (512.0 / w)
+            lm = read_landmarks(landmarks_path) * (512.0 / w)
             how = "file"
-        except (ValueError, OSError):
+        except LandmarkFileError:
             lm = None
     if lm is None:
         lm = be.detect_landmarks68(work)
@@ -156,42 +146,58 @@ def analyze_aligned(path: Path, landmarks_path: Path | None, be) -> dict:
     return {"status": "ok", "width": int(w), "height": int(h), "faces": [face]}
 
 
-def verify_dataset(cfg: VerifyConfig, log: Callable[[str], None] | None = None) -> dict:
-    """Audit ``cfg.dataset``; writes the report to ``cfg.out`` and returns the ``verify.json`` content."""
-    from ..face import get_backend
+def verify_batch(tasks: list[tuple[str, str | None]]) -> list[dict]:
+    """Engine function: :func:`analyze_aligned` of each ``(image path, landmark path or None)``."""
+    be = worker_backend()
+    return [analyze_aligned(Path(p), Path(lm) if lm else None, be) for p, lm in tasks]
 
+
+def verify_dataset(cfg: VerifyConfig, log: Callable[[str], None] | None = None, engine: str | Engine = "local",
+                   workers: int = 1) -> dict:
+    """Audit ``cfg.dataset``; writes the report to ``cfg.out`` (locked while it runs) and returns the
+    ``verify.json`` content. ``engine``: where the per-image analysis and the per-folder checks run (a name, with
+    ``workers`` processes for ``local``, or an :class:`~celebref.engine.Engine`, used as it is and not closed)."""
     log = log or (lambda s: print(s, file=sys.stderr))
     root, out = Path(cfg.dataset).resolve(), Path(cfg.out).resolve()
     if not root.is_dir():
         raise ConfigError(f"dataset folder {str(root)!r} not found")
     if out == root or root in out.parents:
-        raise ConfigError("--out must be outside the audited dataset (verify never changes it)")
+        raise ConfigError("out must be outside the audited dataset (verify never changes it)")
     img_root, lm_root = _layout(root)
     paths = [p for p in list_images(img_root) if len(p.relative_to(img_root).parts) >= 2]
     if not paths:
         raise ConfigError(f"no identity folders with images under {str(img_root)!r}")
+    from ..lock import lock_folder
+
+    from .pipeline import engine_by_name
+
+    with lock_folder(out, command="celebref verify"), \
+            (contextlib.nullcontext(engine) if isinstance(engine, Engine) else engine_by_name(engine, workers)) as eng:
+        return _audit(cfg, root, out, img_root, lm_root, paths, log, eng)
+
+
+def _audit(cfg: VerifyConfig, root: Path, out: Path, img_root: Path, lm_root: Path | None, paths: list[Path],
+           log: Callable[[str], None], engine: Engine) -> dict:
+    from ..face import get_backend
+
     be = get_backend(cfg.backend)
     log(f"face backend: {be.name}")
-    t = float(cfg.identity_threshold if cfg.identity_threshold is not None else be.same_identity_threshold)
-    th = {"identity_threshold": t,
-          "collision_threshold": float(cfg.collision_threshold if cfg.collision_threshold is not None else t),
-          "merge_threshold": float(cfg.merge_threshold if cfg.merge_threshold is not None else 0.5 * t),
-          "near_dup_distance": float(cfg.near_dup_distance if cfg.near_dup_distance is not None else 0.5 * t),
-          "near_dup_hash_bits": int(cfg.near_dup_hash_bits), "min_face_size": 0.0, "min_blur": float(cfg.min_blur),
-          "max_yaw": float(cfg.max_yaw), "min_per_identity": 1, "max_per_identity": 10**9}
+    # an audit flags (decision "rejected") and never merges: collisions are reported as the smaller folder's files
+    th = {**cfg.identity_thresholds(be), "min_face_size": 0.0, "min_blur": float(cfg.min_blur),
+          "max_yaw": float(cfg.max_yaw), "min_per_identity": 1, "max_per_identity": 10**9, "on_collision": "reject"}
     cache = StageCache(out / "cache", enabled=cfg.use_cache)
     key = {"version": VERIFY_VERSION, "backend": {"name": be.name, "models": dict(be.models)}}
-    records, analyses = [], {}
-    for p in progress(paths, "verify"):
+    records, analyses, todo = [], {}, {}
+    for p in progress(paths, "hash"):
         rel = p.relative_to(img_root)
         sha = sha256_file(p)
         lmp = (lm_root / rel.parent / (rel.name + ".txt")) if lm_root else None
         ck = settings_key("verify", sha, {**key, "landmarks": sha256_file(lmp) if lmp and lmp.is_file() else ""})
         an = cache.get("verify", ck)
         if an is None:
-            an = analyze_aligned(p, lmp, be)
-            cache.put("verify", ck, an)
-        analyses[ck] = an
+            todo.setdefault(ck, (str(p), str(lmp) if lmp else None))
+        else:
+            analyses[ck] = an
         records.append({
             "source_path": p.relative_to(root).as_posix(), "sha256": sha, "_key": ck, "identity_folder": rel.parts[0],
             "assigned_folder": rel.parts[0], "file_size": p.stat().st_size, "is_primary": True, "face_index": None,
@@ -199,11 +205,18 @@ def verify_dataset(cfg: VerifyConfig, log: Callable[[str], None] | None = None) 
             "duplicate_hash_bits": None, "identity_distance": None, "collision_with": "", "same_image_in": "",
             "override": "", "flags": [], "_abs": str(p), "identity_id": rel.parts[0],
         })
+    use_backend(be)
+    for res in engine.map(verify_batch, list(todo.values()), keys=list(todo), desc="verify",
+                          initializer=init_worker, initargs=(be.name,)):
+        an = res.value if res.ok else {"status": "error", "error": f"analysis failed ({res.error})"}
+        analyses[res.key] = an
+        if res.ok:
+            cache.put("verify", res.key, an)
     # decide() looks analyses up by sha256; per-record keys keep landmark files apart
     by_sha = {}
     for r in records:
         by_sha.setdefault(r["sha256"], analyses[r["_key"]])
-    result = decide(records, by_sha, th, None)
+    result = decide(records, by_sha, th, None, engine=engine)
     rows = []
     n_pad = 0
     for r in records:
@@ -218,9 +231,7 @@ def verify_dataset(cfg: VerifyConfig, log: Callable[[str], None] | None = None) 
                 r["flags"].append("not_512x512")
             if not f.get("landmarks_aligned_from"):
                 r["flags"].append("no_landmarks")
-        from .writer import _row
-
-        row = _row(r, an, r["face_index"], True, be.name)
+        row = manifest_row(r, an, r["face_index"], True, be.name)
         row.update({"identity_id": r["identity_folder"], "output_path": "", "split": "",
                     "reflect_padding_score": f.get("reflect_padding_score"), "reflect_side": f.get("reflect_side", ""),
                     "reflect_depth": f.get("reflect_depth")})

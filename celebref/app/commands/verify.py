@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .build import add_check_options
+from celebref.app.engine_options import add_engine_options
+from celebref.app.outcome import Outcome
+
+from .build import CHECK_OPTIONS, add_check_options, failures_outcome, make_engine
 
 
 def register(subparsers) -> None:
@@ -18,17 +21,20 @@ def register(subparsers) -> None:
     )
     p.add_argument("dataset", type=Path, help="dataset folder (CelebRef-HQ layout)")
     p.add_argument("--out", type=Path, required=True, help="report folder (outside the dataset)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes for the analysis (default 1; with --engine ray: one actor per CPU of the cluster)")
     add_check_options(p)
+    add_engine_options(p)
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> Outcome:
+    """Flags (``rejected`` rows: duplicates, outliers, padding...) are the audit's findings, not failures; an image
+    whose analysis failed is (exit 3, see :mod:`celebref.app.commands.build`)."""
     from celebref.dataset import VerifyConfig, verify_dataset
 
-    cfg = VerifyConfig(dataset=args.dataset, out=args.out, backend=args.backend,
-                       identity_threshold=args.identity_threshold, collision_threshold=args.collision_threshold,
-                       merge_threshold=args.merge_threshold, near_dup_distance=args.near_dup_distance,
-                       near_dup_hash_bits=args.near_dup_hash_bits, min_blur=args.min_blur, max_yaw=args.max_yaw, use_cache=not args.no_cache)
-    verify_dataset(cfg, log=print)
+    cfg = VerifyConfig(dataset=args.dataset, out=args.out, **{k: getattr(args, k) for k in CHECK_OPTIONS})
+    with make_engine(args, 1) as engine:
+        meta = verify_dataset(cfg, log=print, engine=engine)
     print(f"wrote {args.out}")
-    return 0
+    return failures_outcome(meta["reasons"], [], meta["images"])
