@@ -4,7 +4,10 @@ dlib's 128-d ResNet descriptor offline).
 
 Conventions: embeddings are unit-norm; ``identity_cos = <e_pred, e_gt>`` in ``[-1, 1]`` (higher is better);
 ``identity_angle = degrees(arccos(cos))`` in ``[0, 180]`` (lower is better). Backends differ in scale: compare
-numbers only with the same backend and model, which :meth:`Identity.describe` records.
+numbers only with the same backend and model, which :meth:`Identity.describe` records. Display labels name
+the backend (:meth:`FaceMetric.column_labels`): ``IDS(ArcFace)``/``Deg(ArcFace)`` for insightface's ArcFace, as
+in the papers, and ``ID(dlib)``/``Deg(dlib)`` for the dlib descriptor, which is a different number. When
+``backend="auto"`` falls back to dlib, :meth:`FaceMetric.load` prints one line saying so on stderr.
 
 ``mode="aligned"`` (default) treats both images as aligned face crops (:meth:`FaceBackend.embed_aligned`:
 the detector's largest face, else the backend's aligned-face prior box); ``mode="detect"`` requires a
@@ -15,6 +18,7 @@ when there is none.
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections import OrderedDict
 
 import numpy as np
@@ -56,6 +60,27 @@ class FaceMetric(Metric):
             raise
         except CelebrefError as e:
             raise WeightError(f"{self.name}: no face-analysis backend can run: {e}") from None
+        if name in (None, "auto") and self.backend.name == "dlib":
+            why = (getattr(self.backend, "selection", "") or "").partition("(")[2].rstrip(")")
+            why = why.splitlines()[0][:120] + ("..." if len(why) > 120 else "") if why else "insightface unavailable"
+            labels = ", ".join(self.column_labels().values())
+            print(f"{self.name}: fell back to the dlib face backend, columns labelled {labels}{self.fallback_note} "
+                  f"({why})", file=sys.stderr)
+
+    #: column -> display stem; the label is ``stem(backend tag)`` (default stem: the column name upper-cased)
+    label_stems: dict[str, str] = {}
+    #: said after the labels when ``backend="auto"`` falls back to dlib
+    fallback_note: str = ""
+
+    def backend_tag(self) -> str:
+        """Short name of the embedding/landmark model behind the numbers (``dlib``, ``insightface``, or the
+        requested backend option before :meth:`load`)."""
+        return self.backend.name if self.backend is not None else str(self.options["backend"] or "auto")
+
+    def column_labels(self) -> dict[str, str]:
+        """Display label of each column, naming the backend, e.g. ``{"lmd": "LMD(dlib)"}``."""
+        tag = self.backend_tag()
+        return {c: f"{self.label_stems.get(c, c.upper())}({tag})" for c in self.columns}
 
     def _backend_info(self) -> dict:
         if self.backend is None:
@@ -86,6 +111,8 @@ class Identity(FaceMetric):
     higher_is_better = {"identity_cos": True, "identity_angle": False}
     weights = ()
     defaults = {"backend": "auto", "mode": "aligned"}
+    label_stems = {"identity_cos": "ID", "identity_angle": "Deg"}
+    fallback_note = ", not the papers' ArcFace IDS/Deg"
 
     def __init__(self, device="cpu", **options):
         super().__init__(device, **options)
@@ -93,8 +120,16 @@ class Identity(FaceMetric):
             raise ConfigError(f"identity mode must be 'aligned' or 'detect', got {self.options['mode']!r}")
         self.loaded = False
 
+    def column_labels(self) -> dict[str, str]:
+        """``IDS(ArcFace)``/``Deg(ArcFace)`` with insightface (the papers' ArcFace identity score and angle),
+        ``ID(dlib)``/``Deg(dlib)`` with dlib's descriptor (not the papers' IDS: different model, different scale)."""
+        tag = self.backend_tag()
+        if tag == "insightface":
+            return {"identity_cos": "IDS(ArcFace)", "identity_angle": "Deg(ArcFace)"}
+        return {"identity_cos": f"ID({tag})", "identity_angle": f"Deg({tag})"}
+
     def _describe(self) -> dict:
-        return {"face": self._backend_info(), "mode": self.options["mode"],
+        return {"face": self._backend_info(), "mode": self.options["mode"], "labels": self.column_labels(),
                 "columns_meaning": {"identity_cos": "cosine of unit embeddings", "identity_angle": "arccos in degrees"}}
 
     def _embed(self, arr: np.ndarray) -> np.ndarray | None:

@@ -73,3 +73,27 @@ def test_landmark_distance_known_shift(faces):
     blank = torch.zeros_like(img)
     out = m.compute(torch.stack([blank, img]), torch.stack([img, img]))["lmd"].numpy()
     assert np.isnan(out[0]) and out[1] == 0.0 and "restored" in m.last_failures[0]
+
+
+def test_labels_name_the_backend_and_the_fallback_is_said_once(capsys):
+    """Issue 12 item 4: dlib numbers are never labelled like the papers' ArcFace IDS/Deg, and an automatic
+    fallback to dlib prints exactly one line."""
+    _dlib_ready()
+    from evaluation.registry import create_metric
+
+    m = create_metric("identity", backend="dlib").load()
+    assert m.column_labels() == {"identity_cos": "ID(dlib)", "identity_angle": "Deg(dlib)"}
+    assert m.describe()["labels"] == m.column_labels()
+    assert capsys.readouterr().err == ""  # dlib asked for by name: nothing to warn about
+    arc = create_metric("identity", backend="insightface")  # not loaded: labels follow the requested backend
+    assert arc.column_labels() == {"identity_cos": "IDS(ArcFace)", "identity_angle": "Deg(ArcFace)"}
+    assert create_metric("lmd", backend="dlib").load().column_labels() == {"lmd": "LMD(dlib)"}
+    capsys.readouterr()
+    if face.backend_status()["insightface"] == "ok":
+        pytest.skip("insightface is installed here: backend='auto' picks ArcFace, no fallback to observe")
+    auto = create_metric("identity", backend="auto").load()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "fell back to the dlib face backend" in err[0] and "ID(dlib), Deg(dlib)" in err[0]
+    assert "not the papers' ArcFace IDS/Deg" in err[0] and "insightface" in err[0]
+    assert auto.column_labels()["identity_cos"] == "ID(dlib)"

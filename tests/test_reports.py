@@ -153,3 +153,164 @@ def test_build_report_files_escaping_and_overrides_template(small_build: Path) -
     from celebref.dataset.overrides import read_overrides
 
     assert read_overrides(index.parent / "overrides_template.csv") == []
+
+
+# --- reports that read well at any n (issue 12, items 4, 6 and 7), on synthetic run folders ------------------
+
+from _synthetic_runs import make_build_output, make_eval_run  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory) -> dict:
+    """Evaluate reports at n = 2 and n = 30 and curation reports at n = 2 and n = 30 (synthetic numbers)."""
+    from reports.build_report import build_build_report
+    from reports.run_report import build_run_report
+
+    root = tmp_path_factory.mktemp("synthetic")
+    out = {}
+    for n in (2, 30):
+        out[("evaluate", n)] = build_run_report(make_eval_run(root / f"e{n}", n))
+        out[("curation", n)] = build_build_report(make_build_output(root / f"b{n}", n))
+    return out
+
+
+def _section(html: str, sid: str) -> str | None:
+    m = re.search(rf'<section id="{sid}">(.*?)</section>', html, re.S)
+    return m.group(1) if m else None
+
+
+def _figures_have_images(index: Path, html: str) -> None:
+    """No caption without its plot: every figure holds an image file that exists."""
+    for fig in re.findall(r"<figure[^>]*>(.*?)</figure>", html, re.S):
+        src = re.search(r'<img src="([^"]+)"', fig)
+        assert src and (index.parent / src.group(1)).is_file(), fig[:200]
+
+
+def _abbreviations(html: str, sid: str) -> dict[str, str]:
+    block = re.search(rf'id="{sid}"[^>]*>(.*?)</dl>', html, re.S).group(1)
+    terms = re.findall(r"<dt>(.*?)</dt>", block)
+    assert len(terms) == len(set(terms)), terms  # each explained once
+    return dict(zip(terms, re.findall(r"<dd>(.*?)</dd>", block, re.S)))
+
+
+@pytest.mark.parametrize("n", [2, 30])
+def test_evaluate_report_labels_ranks_and_infinite_values(synthetic, n) -> None:
+    index = synthetic[("evaluate", n)]
+    html = index.read_text(encoding="utf-8")
+    heads = dict(re.findall(r'<th data-metric="([^"]+)">([^<]+)</th>', html))
+    # identity columns name their backend; nothing from dlib is headed like the papers' ArcFace IDS
+    assert heads["identity_cos"] == "ID(dlib) ↑" and heads["identity_angle"] == "Deg(dlib) ↓"
+    assert heads["lmd"] == "LMD(dlib) ↓" and heads["psnr"] == "PSNR ↑"
+    assert "IDS" not in heads.values() and "dlib" in _section(html, "evaluated")
+    # best among the restoration methods only; the caption says so
+    rows = dict(re.findall(r'<tr data-method="([^"]+)">(.*?)</tr>', html, flags=re.S))
+    assert 'class="best"' not in rows["lq"] and 'class="best"' not in rows["bicubic"]
+    assert rows["dmdnet"].count('class="best"') + rows["codeformer"].count('class="best"') == len(heads)
+    assert "lq, bicubic are reference rows, not ranked" in _section(html, "summary")
+    # the untouched image (LQ == GT): a finite mean, the image counted and named, never "inf" as a number
+    lq_psnr = re.findall(r"<td[^>]*>(.*?)</td>", rows["lq"], re.S)[1]
+    assert re.search(r'<span class="mean">\d+\.\d{4}</span>', lq_psnr) and '<span class="n-inf">1</span>' in lq_psnr
+    assert "00000/0" in _section(html, "left-out")
+    table = re.search(r'<table id="summary-table">.*?</table>', html, re.S).group(0)
+    assert not re.search(r">\s*(inf|nan|-inf)\s*<", table, re.I)
+    # settings as small tables, never raw JSON
+    evaluated = _section(html, "evaluated")
+    assert 'id="profile-table"' in evaluated and 'id="backend-table"' in evaluated and 'id="methods-table"' in evaluated
+    assert "{" not in evaluated and "&#34;" not in evaluated
+    # every abbreviation used is explained once
+    terms = _abbreviations(html, "abbreviations")
+    for t in ("PSNR", "SSIM", "ID", "Deg", "LMD", "FID", "LQ", "GT", "(dlib)", "n", "∞"):
+        assert t in terms, t
+    assert "IDS" not in terms  # not used here
+    _figures_have_images(index, html)
+
+
+def test_evaluate_report_factor_plots_only_with_enough_distinct_values(synthetic) -> None:
+    small = synthetic[("evaluate", 2)].read_text(encoding="utf-8")
+    assert '<figure class="wide">' not in small
+    notes = re.findall(r"<li>(.*?)</li>", re.search(r'id="factor-notes">(.*?)</ul>', small, re.S).group(1))
+    assert len(notes) == 4 and all("not plotted" in t and "at least 5" in t for t in notes), notes
+    big = synthetic[("evaluate", 30)].read_text(encoding="utf-8")
+    captions = re.findall(r'<figure class="wide"><img src="[^"]+" alt="[^"]*"><figcaption>(.*?)</figcaption>', big)
+    assert [c.split(":")[0] for c in captions] == ["metrics against blur_sigma", "metrics against noise_sigma",
+                                                  "metrics against jpeg_quality"]
+    assert all("6 quantile bins" in c for c in captions)
+    assert "scale: not plotted: 2 distinct values (4, 8); a trend needs at least 5." in big
+
+
+def test_curation_report_settings_empty_sections_and_abbreviations(synthetic) -> None:
+    small = synthetic[("curation", 2)].read_text(encoding="utf-8")
+    for sid in ("collisions", "outliers", "duplicates"):
+        assert _section(small, sid) is None, sid  # nothing to show: no section
+    assert "dashed line" not in small.lower()  # the distance plot is not there, so neither is its caption
+    assert "not plotted: 1 pair distance" in small and "all 2 identities have 1 image" in small
+    assert 'id="thresholds-table"' in small and 'id="backend-table"' in small
+    meta_block = re.search(r'<dl class="meta">(.*?)</dl>', small, re.S).group(1)
+    assert "{" not in meta_block and "&#34;" not in meta_block
+    assert "d" in _abbreviations(small, "abbreviations").keys()
+    _figures_have_images(synthetic[("curation", 2)], small)
+    big = synthetic[("curation", 30)].read_text(encoding="utf-8")
+    for sid in ("collisions", "outliers", "duplicates", "plots"):
+        assert _section(big, sid) is not None, sid
+    assert "dashed line: identity threshold 0.4" in big
+    _figures_have_images(synthetic[("curation", 30)], big)
+
+
+def _tick_label_overlaps(fig) -> list:
+    """Pairs of neighbouring x tick labels that overlap (rotated labels: parallel boxes closer than their height)."""
+    import math
+
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    bad = []
+    for ax in fig.axes:
+        if not ax.get_visible():
+            continue
+        ticks = [t for t in ax.get_xticklabels() if t.get_text() and t.get_visible()]
+        for a, b in zip(ticks, ticks[1:]):
+            rot = math.radians(a.get_rotation())
+            if rot == 0:
+                if a.get_window_extent(r).x1 > b.get_window_extent(r).x0:
+                    bad.append((a.get_text(), b.get_text()))
+                continue
+            a.set_rotation(0)
+            height = a.get_window_extent(r).height  # the label's own height, unrotated
+            a.set_rotation(math.degrees(rot))
+            dx = abs(ax.transData.transform((b.get_position()[0], 0))[0] - ax.transData.transform((a.get_position()[0], 0))[0])
+            if dx * math.sin(rot) < height:
+                bad.append((a.get_text(), b.get_text()))
+    return bad
+
+
+def test_plot_tick_labels_never_overlap() -> None:
+    from reports import plots
+
+    rng = np.random.default_rng(0)
+    x = {m: rng.uniform(0.2, 10.0, 200) for m in ("lq", "dmdnet")}
+    panels = {f"M{i}": {m: rng.normal(size=200) for m in x} for i in range(5)}
+    fig, kind = plots.factor_figure("blur_sigma", x, panels)
+    assert kind == "bins" and _tick_label_overlaps(fig) == []
+    assert [t.get_text().split("\n")[0] for t in fig.axes[0].get_xticklabels()][0].startswith("[")  # bins, labelled
+    names = ["lq", "bicubic", "external:gfpgan-official-results-v1.4", "codeformer:w=0.7", "dmdnet", "dfdnet", "gfpgan"]
+    assert _tick_label_overlaps(plots.distribution_figure({k: rng.normal(size=300) for k in names}, "PSNR")) == []
+    # identity cosines packed in 0.9957..0.9973 (the demo's): default ticks overlapped there
+    close = {"lq": np.array([0.99575, 0.99672]), "bicubic": np.array([0.99580, 0.99721])}
+    assert _tick_label_overlaps(plots.histogram_figure(close, "identity cosine")) == []
+    assert _tick_label_overlaps(plots.count_bars_figure({k: 1 for k in range(1, 400, 7)}, "images", "identities")) == []
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+def test_synthetic_reports_render_in_headless_browser(synthetic, tmp_path: Path) -> None:
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("no chromium on this machine (.ci/run installs Debian's chromium)")
+    url = synthetic[("evaluate", 30)].resolve().as_uri()
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0"]
+    dom = subprocess.run([browser, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    assert [ln for ln in dom.stderr.splitlines() if ":CONSOLE" in ln] == []
+    assert "page 1 of 2 (30 images)" in dom.stdout
+    assert re.search(r"bicubic PSNR = \d", dom.stdout)  # the sort key shown by its label

@@ -28,7 +28,7 @@ dfdnet,lpips,0.35,0.1,3,0,False
 
 EXPECTED_LATEX = r"""\begin{table}[t]
 \centering
-\caption{Metric profile: default. Best in bold, second best underlined; arrows give the better direction.}
+\caption{Metric profile: default. Best in bold, second best underlined among the restoration methods (lq: reference row, not ranked); arrows give the better direction.}
 \begin{tabular}{lcccc}
 \toprule
  & \multicolumn{2}{c}{generic} & \multicolumn{2}{c}{specific} \\
@@ -49,7 +49,7 @@ EXPECTED_MD = """| Method | generic PSNR ↑ | generic LPIPS ↓ | specific PSNR
 | dmdnet | **24.25** | **0.25** | <u>22.00</u> | **0.35** |
 | dfdnet | <u>23.00</u> | <u>0.30</u> | **22.50** | **0.35** |
 
-Metric profile: default. Best in bold, second best underlined; arrows give the better direction.
+Metric profile: default. Best in bold, second best underlined among the restoration methods (lq: reference row, not ranked); arrows give the better direction.
 """
 
 
@@ -76,8 +76,8 @@ def test_tables_match_hand_written(runs, capsys, fmt, expected) -> None:
 def test_tables_csv_long_form(runs, capsys) -> None:
     assert main(["tables", *map(str, runs), "--format", "csv", "--names", "g,s"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "method,group,metric,value,higher_is_better"
-    assert "dmdnet,g,psnr,24.25,true" in lines and "dfdnet,s,lpips,0.35,false" in lines
+    assert lines[0] == "method,group,metric,value,higher_is_better,label,n,n_inf"
+    assert "dmdnet,g,psnr,24.25,true,PSNR,3,0" in lines and "dfdnet,s,lpips,0.35,false,LPIPS,3,0" in lines
     assert len(lines) == 1 + 3 * 2 * 2
 
 
@@ -101,3 +101,84 @@ def test_latex_table_compiles_in_a_minimal_document(runs, capsys, tmp_path) -> N
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout[-2000:]
     assert (tmp_path / "t.pdf").stat().st_size > 1000
+
+
+def _run(root: Path, name: str, summary: str, meta: dict) -> Path:
+    d = root / name
+    d.mkdir(parents=True)
+    (d / "summary.csv").write_text(summary)
+    (d / "run.json").write_text(json.dumps(meta))
+    return d
+
+
+# The numbers of issue 12: bicubic was bold on SSIM 0.7483 while the LQ row had 0.7541.
+REFS = """method,metric,mean,std,n,n_failed,higher_is_better
+lq,ssim,0.7541,0.1,3,0,True
+bicubic,ssim,0.7483,0.1,3,0,True
+dmdnet,ssim,0.7012,0.1,3,0,True
+dfdnet,ssim,0.6950,0.1,3,0,True
+"""
+
+
+def test_reference_rows_are_not_ranked_unless_asked(tmp_path, capsys) -> None:
+    run = _run(tmp_path, "r", REFS, {"profile": {"profile": "default"}, "data": {"path": str(tmp_path / "t")}})
+    assert main(["tables", str(run), "--format", "markdown"]) == 0
+    out = capsys.readouterr().out
+    rows = {ln.split("|")[1].strip(): ln.split("|")[2].strip() for ln in out.splitlines()[2:6]}
+    assert rows == {"lq": "0.7541", "bicubic": "0.7483", "dmdnet": "**0.7012**", "dfdnet": "<u>0.6950</u>"}
+    assert "among the restoration methods (lq, bicubic: reference rows, not ranked)" in out
+    assert main(["tables", str(run), "--format", "markdown", "--rank-references"]) == 0
+    out = capsys.readouterr().out
+    rows = {ln.split("|")[1].strip(): ln.split("|")[2].strip() for ln in out.splitlines()[2:6]}
+    assert rows == {"lq": "**0.7541**", "bicubic": "<u>0.7483</u>", "dmdnet": "0.7012", "dfdnet": "0.6950"}
+    assert "not ranked" not in out
+
+
+def test_same_folder_name_gets_distinct_group_labels(tmp_path, capsys) -> None:
+    a = _run(tmp_path, "run_a", SUMMARY_A, {"data": {"path": str(tmp_path / "generic" / "test")}})
+    b = _run(tmp_path, "run_b", SUMMARY_B, {"data": {"path": str(tmp_path / "specific" / "test")}})
+    assert main(["tables", str(a), str(b), "--format", "markdown", "--metrics", "psnr"]) == 0
+    head = capsys.readouterr().out.splitlines()[0]
+    assert head == "| Method | generic/test PSNR ↑ | specific/test PSNR ↑ |"
+    # the same test set evaluated twice: told apart by the run folders
+    c = _run(tmp_path, "run_c", SUMMARY_B, {"data": {"path": str(tmp_path / "generic" / "test")}})
+    assert main(["tables", str(a), str(c), "--format", "csv", "--metrics", "psnr"]) == 0
+    groups = {ln.split(",")[1] for ln in capsys.readouterr().out.splitlines()[1:]}
+    assert groups == {"test (run_a)", "test (run_c)"}
+    assert main(["tables", str(a), str(b), "--names", "x,x"]) == 2
+    assert "same name" in capsys.readouterr().err
+
+
+def test_identity_columns_name_their_backend(tmp_path, capsys) -> None:
+    dlib = """method,metric,mean,std,n,n_failed,higher_is_better,label,n_inf,inf_ids,note
+lq,identity_cos,0.9,0.01,3,0,True,ID(dlib),0,,
+dmdnet,identity_cos,0.95,0.01,3,0,True,ID(dlib),0,,
+"""
+    arc = dlib.replace("ID(dlib)", "IDS(ArcFace)")
+    a = _run(tmp_path, "a", dlib, {"data": {"path": str(tmp_path / "x")}})
+    b = _run(tmp_path, "b", arc, {"data": {"path": str(tmp_path / "y")}})
+    # a run folder from before the label column: the backend comes from run.json's metric description
+    legacy = _run(tmp_path, "c", "\n".join(ln.rsplit(",", 4)[0] for ln in dlib.splitlines()) + "\n",
+                  {"data": {"path": str(tmp_path / "z")},
+                   "metrics": [{"name": "identity", "columns": ["identity_cos", "identity_angle"], "face": {"backend": "dlib"}}]})
+    assert main(["tables", str(a), str(b), str(legacy), "--format", "markdown"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "| Method | x ID(dlib) ↑ | y IDS(ArcFace) ↑ | z ID(dlib) ↑ |"
+    assert "IDS |" not in out and "ID(dlib) a different model" in out
+    assert main(["tables", str(a), "--format", "latex"]) == 0
+    assert r"Method & ID(dlib)$\uparrow$ \\" in capsys.readouterr().out
+
+
+def test_infinite_psnr_is_left_out_and_flagged(tmp_path, capsys) -> None:
+    text = """method,metric,mean,std,n,n_failed,higher_is_better,label,n_inf,inf_ids,note
+lq,psnr,24.5,1.0,2,0,True,PSNR,1,00005/3,mean over 2 finite value(s)
+dmdnet,psnr,26.0,1.0,3,0,True,PSNR,0,,
+old,psnr,inf,,3,0,True,PSNR,0,,
+"""
+    run = _run(tmp_path, "r", text, {"data": {"path": str(tmp_path / "t")}})
+    assert main(["tables", str(run), "--format", "markdown"]) == 0
+    out = capsys.readouterr().out
+    assert "| lq | 24.5000† |" in out and "| old | -- |" in out and "inf" not in out.split("\n\n")[0]
+    assert "†: mean over finite values only" in out and "--: no value." in out
+    assert main(["tables", str(run), "--format", "latex"]) == 0
+    assert r"lq & 24.5000$^\dagger$ \\" in capsys.readouterr().out

@@ -40,7 +40,11 @@
       if (row.identity) { var s = document.createElement("div"); s.className = "small"; s.textContent = row.identity; th.appendChild(s); }
       var vals = document.createElement("div"); vals.className = "small";
       var k = sortSel ? sortSel.value : G.default_sort;
-      if (k) { var p = k.split(":"); var v = row.values[p[0]] ? row.values[p[0]][p.slice(1).join(":")] : null; vals.textContent = k + " = " + (v === null || v === undefined ? "n/a" : v); }
+      if (k) {
+        var p = k.split(":"); var v = row.values[p[0]] ? row.values[p[0]][p.slice(1).join(":")] : null;
+        var name = (G.key_labels && G.key_labels[k]) || k;
+        vals.textContent = name + " = " + (v === null || v === undefined ? "n/a" : v === Infinity ? "\u221e" : v);
+      }
       th.appendChild(vals); tr.appendChild(th);
       row.cells.forEach(function (c) { tr.appendChild(cellFor(c)); });
       body.appendChild(tr);

@@ -11,6 +11,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="HTML report of an evaluate run folder or a build output folder", description=__doc__)
     p.add_argument("folder", type=Path, help="an evaluate run folder (summary.csv) or a build output folder (build.json)")
     p.add_argument("--out", type=Path, default=None, help="report folder (default <folder>/report)")
+    p.add_argument("--rank-references", action="store_true",
+                   help="evaluate reports: also mark the reference rows (lq, bicubic) best when they are; by default "
+                        "only the restoration methods are ranked, as the summary caption says")
     p.set_defaults(func=run)
 
 
@@ -21,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     if (folder / "summary.csv").is_file():
         from reports.run_report import build_run_report
 
-        index = build_run_report(folder, args.out)
+        index = build_run_report(folder, args.out, rank_references=args.rank_references)
     elif (folder / "build.json").is_file():
         from reports.build_report import build_build_report
 
