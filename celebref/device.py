@@ -1,20 +1,28 @@
-"""Device and precision handling, shared by every model and metric.
+"""Device handling and fast-network switches, shared by every model and metric.
 
-``precision`` is one of ``"fp32"`` (exact: float32 with TF32 disabled, the mode golden tests use),
-``"bf16"`` or ``"fp16"`` (autocast on CUDA only; on CPU they fall back to fp32 with a warning).
+Precision (see :mod:`celebref.precision` for the contract): ``"fp32"`` (exact: float32 with TF32
+disabled, the mode golden tests use; the default), ``"tf32"`` (float32 tensors, TF32 tensor cores
+allowed on CUDA), ``"bf16"`` / ``"fp16"`` (``torch.autocast`` on the model's device, CUDA or CPU).
+
+Speed switches (none changes a float32 result beyond the summation order of the kernels):
+:func:`convs_to_channels_last` (NHWC convolution weights, layer by layer), :func:`configure_backend`
+(``cudnn.benchmark`` for fixed shapes on CUDA), :func:`compile_module` (``torch.compile`` of a
+sub-network in place).
 """
 
 from __future__ import annotations
 
 import contextlib
-import warnings
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
+from torch import nn
 
 from .errors import ConfigError
+from .precision import PRECISIONS, precision_context, set_exact_math, set_tf32_math
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+__all__ = ["PRECISIONS", "autocast", "batched", "compile_module", "configure_backend", "convs_to_channels_last",
+           "resolve_device", "set_exact_math", "set_tf32_math"]
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -27,28 +35,59 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return dev
 
 
-def set_exact_math() -> None:
-    """Disable TF32 so float32 matmuls/convs on Ampere+ GPUs are true float32 (golden parity)."""
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-
-
 @contextlib.contextmanager
 def autocast(device: torch.device, precision: str = "fp32") -> Iterator[None]:
-    """Context for a forward pass at ``precision``. fp32 also turns TF32 off."""
-    if precision not in PRECISIONS:
-        raise ConfigError(f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})")
-    if precision == "fp32":
-        set_exact_math()
+    """Context for a forward pass on ``device`` at ``precision`` (:func:`celebref.precision.precision_context`)."""
+    with precision_context(torch.device(device).type, precision):
         yield
-        return
-    if device.type != "cuda":
-        warnings.warn(f"precision {precision} is only used on CUDA; running fp32 on {device.type}", stacklevel=2)
-        yield
-        return
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    with torch.autocast("cuda", dtype=dtype):
-        yield
+
+
+def configure_backend(device: torch.device, benchmark: bool = True) -> None:
+    """On CUDA: ``cudnn.benchmark`` (autotuned convolution algorithms; pays off when the input shape is
+    fixed, as for 512x512 faces). Algorithm choice changes summation order only. No effect on CPU."""
+    if torch.device(device).type == "cuda":
+        torch.backends.cudnn.benchmark = bool(benchmark)
+
+
+_CONV_WEIGHT_NAMES = ("weight", "weight_orig")
+
+
+def _inputs_channels_last(module: nn.Module, args: tuple) -> tuple:
+    return tuple(a.contiguous(memory_format=torch.channels_last) if isinstance(a, torch.Tensor) and a.dim() == 4 else a
+                 for a in args)
+
+
+def convs_to_channels_last(module: nn.Module, inputs: bool = True) -> int:
+    """Convert every 4-D convolution weight of ``module`` to channels-last (NHWC) memory, in place.
+
+    Layer by layer rather than ``module.to(memory_format=...)``, which fails on 5-D parameters
+    (GFPGAN's modulated-conv weights, left unchanged here). cuDNN runs a convolution channels-last
+    when its weight is; oneDNN (CPU) only when its input is, so ``inputs=True`` also registers a
+    forward pre-hook that makes the module's 4-D tensor arguments channels-last. Activations then
+    stay channels-last. Values, shapes and ``state_dict`` contents are unchanged; results differ from
+    NCHW only by the kernels' summation order. Returns the number of weights converted.
+    """
+    if inputs and not getattr(module, "_celebref_channels_last_hook", False):
+        module.register_forward_pre_hook(_inputs_channels_last)
+        module._celebref_channels_last_hook = True
+    n = 0
+    for mod in module.modules():
+        for name in _CONV_WEIGHT_NAMES:
+            p = mod._parameters.get(name)
+            if p is not None and p.dim() == 4 and p.is_floating_point():
+                if not p.is_contiguous(memory_format=torch.channels_last):
+                    p.data = p.data.contiguous(memory_format=torch.channels_last)
+                n += 1
+        reset = getattr(mod, "_cache", None)
+        if reset is not None and hasattr(mod, "normalized_weight"):
+            mod._cache = None  # DFDNet's SN conv caches its normalised weight
+    return n
+
+
+def compile_module(module: nn.Module, **kwargs: Any) -> nn.Module:
+    """``module.compile(**kwargs)`` (``torch.compile`` in place; keys of ``state_dict`` unchanged)."""
+    module.compile(**kwargs)
+    return module
 
 
 def batched(items: list, batch_size: int) -> Iterator[list]:

@@ -124,3 +124,22 @@ def test_checkpoint_needs_params_ema(monkeypatch):
     bad.pop("position_emb")
     with pytest.raises(WeightError, match="position_emb"):
         CodeFormerMethod.from_state_dict(bad)
+
+
+@pytest.mark.golden
+def test_bf16_autocast_keeps_the_code_choice_in_float32(golden):
+    """Under a bf16 autocast the code prediction is a float32 island: the golden codes, bit-identical
+    logits, finite values (the generator's bf16 part is checked on a GPU by benchmarks/gpu_check.sh)."""
+    from celebref.precision import precision_context
+
+    _, arrays, method = golden
+    x = torch.from_numpy(arrays["input"])
+    with torch.inference_mode():
+        _, _, logits32, feat32, idx32 = method.net.predict_codes(x)
+        with precision_context("cpu", "bf16"):
+            quant, enc, logits16, feat16, idx16 = method.net.predict_codes(x)
+    assert torch.equal(idx16, torch.from_numpy(arrays["top_idx"]))
+    assert torch.equal(idx16, idx32)
+    assert torch.equal(logits16, logits32) and torch.equal(feat16, feat32)  # the island is exact float32
+    for t in (quant, logits16, feat16, *enc.values()):
+        assert t.dtype == torch.float32 and bool(torch.isfinite(t).all())

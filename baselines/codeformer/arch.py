@@ -8,6 +8,12 @@ controllable feature fusion (fidelity weight ``w``) at 32/64/128/256 px.
 
 Tensor conventions: input and output float32 ``(N, 3, 512, 512)`` **RGB** in ``[-1, 1]`` (output not
 clamped). State-dict keys/shapes/order are those of the official ``codeformer.pth`` (``params_ema``).
+
+Precision (:mod:`celebref.precision`): under a bf16/fp16 autocast the code prediction (encoder,
+transformer, logits, top-1 code, codebook lookup and AdaIN) runs as a float32 island, because the
+golden's smallest top1-top2 logit gap (4.4e-4) is far below a bf16 rounding error; every attention
+softmax (scores included) is float32 too (in fp16 the raw ``q^T k`` over 512 channels overflows).
+Only the generator and the fusion blocks run in the reduced precision. In fp32 nothing changes.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from celebref.precision import fp32_island
 
 CH_MULT = (1, 2, 2, 4, 4, 8)
 BASE_CH = 64
@@ -73,9 +81,15 @@ class AttnBlock(nn.Module):
         q = self.q(y).reshape(n, c, h * w).transpose(1, 2)  # (n, hw, c)
         k = self.k(y).reshape(n, c, h * w)  # (n, c, hw)
         v = self.v(y).reshape(n, c, h * w)
-        att = torch.softmax(torch.bmm(q, k) * (int(c) ** -0.5), dim=2)  # (n, query, key)
+        att = _softmax_scores(q, k, int(c) ** -0.5).to(v.dtype)  # (n, query, key), float32 island
         out = torch.bmm(v, att.transpose(1, 2)).reshape(n, c, h, w)
         return self.proj_out(out).add_(x)
+
+
+@fp32_island()
+def _softmax_scores(q: torch.Tensor, k: torch.Tensor, scale: float) -> torch.Tensor:
+    """``softmax(bmm(q, k) * scale, dim=-1)`` in float32 (same op order as the official code)."""
+    return torch.softmax(torch.bmm(q, k) * scale, dim=-1)
 
 
 class Downsample(nn.Module):
@@ -180,8 +194,9 @@ class SelfAttention(nn.Module):
             return t.view(n, length, self.heads, d).transpose(1, 2).reshape(n * self.heads, length, d)
 
         q = heads(q) * math.sqrt(1.0 / d)
-        att = torch.softmax(torch.bmm(q, heads(k).transpose(1, 2)), dim=-1)
-        out = torch.bmm(att, heads(val))  # (n*h, L, d)
+        vh = heads(val)
+        att = _softmax_scores(q, heads(k).transpose(1, 2), 1.0).to(vh.dtype)  # float32 island
+        out = torch.bmm(att, vh)  # (n*h, L, d)
         out = out.view(n, self.heads, length, d).transpose(1, 2).reshape(n, length, e)
         return self.out_proj(out)
 
@@ -254,24 +269,39 @@ class CodeFormerNet(nn.Module):
         fuse_ch = {16: 512, 32: 256, 64: 256, 128: 128, 256: 128, 512: 64}
         self.fuse_convs_dict = nn.ModuleDict({str(s): FuseBlock(fuse_ch[s]) for s in self.connect})
 
-    def forward(self, x: torch.Tensor, w: float = 0.5, adain_codes: bool = True, return_extras: bool = False):
+    def compile_static(self, **kwargs) -> "CodeFormerNet":
+        """``torch.compile`` every encoder/generator block, the transformer layers and the fusion blocks in
+        place (all static shapes; the code choice in between stays eager). ``kwargs`` go to ``torch.compile``."""
+        for m in (*self.encoder.blocks, *self.generator.blocks, *self.ft_layers, *self.fuse_convs_dict.values()):
+            m.compile(**kwargs)
+        return self
+
+    def predict_codes(self, x: torch.Tensor, adain_codes: bool = True):
+        """Encoder, transformer and code choice, always in float32 (a float32 island under autocast).
+
+        Returns ``(quant (N,256,16,16), enc_feats {side: feature}, logits, lq_feat, top_idx)``."""
         n = x.shape[0]
         enc_taps = {ENCODER_TAP[s]: s for s in self.connect}
         enc_feats: dict[int, torch.Tensor] = {}
-        for i, block in enumerate(self.encoder.blocks):
-            x = block(x)
-            if i in enc_taps:
-                enc_feats[x.shape[-1]] = x
-        lq_feat = x
-        tokens = self.feat_emb(lq_feat.flatten(2).transpose(1, 2))  # (n, hw, dim)
-        for layer in self.ft_layers:
-            tokens = layer(tokens, self.position_emb)
-        logits = self.idx_pred_layer(tokens)  # (n, hw, codebook)
-        top_idx = torch.topk(torch.softmax(logits, dim=2), 1, dim=2).indices[..., 0]
-        quant = self.quantize.lookup(top_idx, n, self.latent_side)
-        if adain_codes:
-            quant = adain(quant, lq_feat)
-        x = quant
+        with fp32_island():
+            x = x.float()
+            for i, block in enumerate(self.encoder.blocks):
+                x = block(x)
+                if i in enc_taps:
+                    enc_feats[x.shape[-1]] = x
+            lq_feat = x
+            tokens = self.feat_emb(lq_feat.flatten(2).transpose(1, 2))  # (n, hw, dim)
+            for layer in self.ft_layers:
+                tokens = layer(tokens, self.position_emb)
+            logits = self.idx_pred_layer(tokens)  # (n, hw, codebook)
+            top_idx = torch.topk(torch.softmax(logits, dim=2), 1, dim=2).indices[..., 0]
+            quant = self.quantize.lookup(top_idx, n, self.latent_side)
+            if adain_codes:
+                quant = adain(quant, lq_feat)
+        return quant, enc_feats, logits, lq_feat, top_idx
+
+    def forward(self, x: torch.Tensor, w: float = 0.5, adain_codes: bool = True, return_extras: bool = False):
+        x, enc_feats, logits, lq_feat, top_idx = self.predict_codes(x, adain_codes)
         gen_taps = {GENERATOR_TAP[s]: s for s in self.connect}
         for i, block in enumerate(self.generator.blocks):
             x = block(x)

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from celebref.errors import WeightError
+from celebref.precision import fp32_island
 
 PARTS = ("left_eye", "right_eye", "nose", "mouth")
 PART_SIZES_512 = (80, 80, 50, 110)
@@ -172,6 +173,7 @@ def adain_atoms(atoms: torch.Tensor, crop: torch.Tensor) -> torch.Tensor:
     return normalized * c_std.expand(size) + c_mean.expand(size)
 
 
+@fp32_island()
 def match_reference(crop: torch.Tensor, atoms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The official formulation for one crop ``(1,C,h,w)`` and atoms ``(K,C,h,w)``.
 
@@ -184,6 +186,7 @@ def match_reference(crop: torch.Tensor, atoms: torch.Tensor) -> tuple[torch.Tens
     return scores, index, normed.index_select(0, index.reshape(1))
 
 
+@fp32_island()
 def match_fast(crops: torch.Tensor, d: ComponentDictionary) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Match a batch of resized crops ``(B,C,h,w)`` against one dictionary in a single pass.
 

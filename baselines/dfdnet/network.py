@@ -17,6 +17,11 @@ Stages (see ``shared/golden/dfdnet/README.md``):
    relu3_4, relu2_2; ``up4`` -> tanh.
 
 Spectral norm runs in evaluation mode (stored u, v; no power iteration).
+
+Precision (:mod:`celebref.precision`): under a bf16/fp16 autocast the VGG taps and the atom matching
+run as a float32 island (the golden's atom margins are ~1e-5 relative, far below a bf16 rounding
+error, so a reduced-precision VGG or score would pick other atoms); the attention blocks, MSDilate
+and the up blocks run in the reduced precision. In fp32 nothing changes.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from celebref.precision import fp32_island
 
 from .dictionary import FEATURE_SIZES, PARTS, DictionarySet, match_fast, match_reference
 from .layers import Blur, ShapeOnly, SNConv2d, attention_block, conv_pair
@@ -118,37 +125,43 @@ class DFDNetGenerator(nn.Module):
         return out
 
     # -- dictionary stage ---------------------------------------------------------------------
-    def _swap_features(self, taps: list[torch.Tensor], boxes: list[np.ndarray], matching: str,
-                       record: dict[str, Any] | None) -> list[torch.Tensor]:
+    def _match(self, feat: torch.Tensor, f: int, part: str, pj: int, boxes: list[np.ndarray], matching: str):
+        """Crops of ``part`` on the tap ``feat`` (feature size ``f``) and their matches: ``(slices, crops,
+        scores (B,K), index (B,), normalised selected atoms [B x (1,C,h,w)])``. Float32 island."""
         if self.dictionaries is None:
             raise RuntimeError("DFDNetGenerator has no dictionaries (pass a DictionarySet)")
+        d = self.dictionaries[f][part]
+        step = 512 // f
+        slices, crops, resized = [], [], []
+        for n in range(feat.shape[0]):
+            x1, y1, x2, y2 = (int(v) // step for v in boxes[n][pj])
+            sl = (slice(y1, y2), slice(x1, x2))
+            crop = feat[n : n + 1, :, sl[0], sl[1]]
+            slices.append(sl)
+            crops.append(crop)
+            resized.append(F.interpolate(crop, (d.side, d.side), mode="bilinear", align_corners=False))
+        if matching == "fast":
+            scores, index, normed = match_fast(torch.cat(resized, 0), d)
+            normed_list = [normed[n : n + 1] for n in range(feat.shape[0])]
+        else:
+            outs = [match_reference(r, d.atoms) for r in resized]
+            scores = torch.stack([o[0] for o in outs])
+            index = torch.stack([o[1] for o in outs])
+            normed_list = [o[2] for o in outs]
+        return slices, crops, scores, index, normed_list
+
+    def _swap_features(self, taps: list[torch.Tensor], boxes: list[np.ndarray], matching: str,
+                       record: dict[str, Any] | None) -> list[torch.Tensor]:
         b = taps[0].shape[0]
         updated = []
         all_idx, all_scores = [], []
         for si, f in enumerate(FEATURE_SIZES):
             feat = taps[si]
             upd = feat.clone()
-            step = 512 // f
             scale_idx, scale_scores = [], []
             for pj, part in enumerate(PARTS):
-                d = self.dictionaries[f][part]
                 block = getattr(self, f"{PART_PREFIX[part]}_{f}")
-                slices, crops, resized = [], [], []
-                for n in range(b):
-                    x1, y1, x2, y2 = (int(v) // step for v in boxes[n][pj])
-                    sl = (slice(y1, y2), slice(x1, x2))
-                    crop = feat[n : n + 1, :, sl[0], sl[1]]
-                    slices.append(sl)
-                    crops.append(crop)
-                    resized.append(F.interpolate(crop, (d.side, d.side), mode="bilinear", align_corners=False))
-                if matching == "fast":
-                    scores, index, normed = match_fast(torch.cat(resized, 0), d)
-                    normed_list = [normed[n : n + 1] for n in range(b)]
-                else:
-                    outs = [match_reference(r, d.atoms) for r in resized]
-                    scores = torch.stack([o[0] for o in outs])
-                    index = torch.stack([o[1] for o in outs])
-                    normed_list = [o[2] for o in outs]
+                slices, crops, scores, index, normed_list = self._match(feat, f, part, pj, boxes, matching)
                 for n in range(b):
                     crop = crops[n]
                     swap = F.interpolate(normed_list[n], (crop.shape[2], crop.shape[3]))  # legacy 'nearest'
@@ -165,6 +178,23 @@ class DFDNetGenerator(nn.Module):
             record["updated_features"] = updated
             record["vgg_features"] = taps
         return updated
+
+    def select_atoms(self, x: torch.Tensor, boxes: Sequence[np.ndarray] | np.ndarray, matching: str = "fast") -> torch.Tensor:
+        """The atom choices only (VGG taps and matching, both float32 islands): ``(B, 4 scales, 4 parts)`` long,
+        scales 256, 128, 64, 32, parts left_eye, right_eye, nose, mouth. Equal to ``record["selected_index"]``."""
+        boxes = [np.asarray(bx, dtype=np.int64).reshape(4, 4) for bx in boxes]
+        with fp32_island():
+            taps = self.VggExtract(x.float())
+        idx = [torch.stack([self._match(taps[si], f, part, pj, boxes, matching)[3] for pj, part in enumerate(PARTS)], 1)
+               for si, f in enumerate(FEATURE_SIZES)]
+        return torch.stack(idx, 1)
+
+    def compile_static(self, **kwargs: Any) -> "DFDNetGenerator":
+        """``torch.compile`` the static-shape sub-networks in place (VGG, MSDilate, up0..up4); the
+        box-dependent dictionary stage stays eager. ``kwargs`` go to ``torch.compile``."""
+        for m in (self.VggExtract, self.MSDilate, self.up0, self.up1, self.up2, self.up3, self.up4):
+            m.compile(**kwargs)
+        return self
 
     def forward(self, x: torch.Tensor, boxes: Sequence[np.ndarray] | np.ndarray, matching: str = "fast",
                 record: dict[str, Any] | None = None, channels_last: bool = False) -> torch.Tensor:
@@ -185,7 +215,8 @@ class DFDNetGenerator(nn.Module):
             raise ValueError(f"got {len(boxes)} box sets for a batch of {x.shape[0]}")
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        taps = self.VggExtract(x)
+        with fp32_island():
+            taps = self.VggExtract(x.float())
         updated = self._swap_features([t.contiguous() for t in taps] if channels_last else taps, boxes, matching, record)
         if channels_last:
             updated = [u.contiguous(memory_format=torch.channels_last) for u in updated]

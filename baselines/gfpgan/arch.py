@@ -246,6 +246,12 @@ class GFPGANv14(nn.Module):
     def noise_shapes(self) -> list[tuple[int, int, int, int]]:
         return self.stylegan_decoder.noise_shapes()
 
+    def compile_static(self, **kwargs) -> "GFPGANv14":
+        """``torch.compile`` the whole network in place (static shapes, no host tensors in the forward);
+        ``kwargs`` go to ``torch.compile``. State-dict keys are unchanged."""
+        self.compile(**kwargs)
+        return self
+
     def forward(self, x: torch.Tensor, noise: Sequence[torch.Tensor] | None = None, return_extras: bool = False):
         n = x.shape[0]
         feat = F.leaky_relu(self.conv_body_first(x), LRELU_SLOPE)
