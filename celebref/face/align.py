@@ -42,6 +42,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .base import check_image
+from .paste import paste_faces
 
 #: largest supersampling factor of the warp (the FFHQ script's 4096 grid for a 1024 output is 4x)
 MAX_SUPERSAMPLE = 4
@@ -226,25 +227,14 @@ def _scaled_matrix(matrix: np.ndarray, from_size: int, to_size: int) -> np.ndarr
     return (scale @ np.vstack([matrix, [0.0, 0.0, 1.0]]))[:2]
 
 
-def paste_mask(size: int, feather: float = 0.05) -> np.ndarray:
-    """``(size, size) float32`` blending weights for :func:`paste_back`: 1 in the middle, falling linearly to 0
-    over the outer ``feather`` fraction of the side (0 -> a hard square)."""
-    idx = np.arange(size, dtype=np.float32) + 0.5
-    edge = np.minimum(idx, size - idx)  # distance of the pixel centre to the nearest border
-    width = max(feather * size, 1e-6)
-    ramp = np.clip(edge / width, 0.0, 1.0) if feather > 0 else np.ones(size, np.float32)
-    return np.minimum(ramp[:, None], ramp[None, :]).astype(np.float32)
-
-
-def paste_back(original: np.ndarray, restored_aligned: np.ndarray, transform: AlignResult | np.ndarray,
-               feather: float = 0.05) -> np.ndarray:
-    """Put a processed aligned face back into the photo it was aligned from.
+def paste_back(original: np.ndarray, restored_aligned: np.ndarray, transform: AlignResult | np.ndarray) -> np.ndarray:
+    """Put a processed aligned face back into the photo it was aligned from (the one paste-back,
+    :mod:`celebref.face.paste`: inverse warp, eroded and feathered mask).
 
     ``original``: the photo (RGB uint8). ``restored_aligned``: the processed face, RGB uint8, square; it may be
     larger or smaller than the aligned crop (e.g. a 512 result of a 256 crop), the transform is rescaled.
     ``transform``: the :class:`AlignResult` (or its 2x3 ``matrix``, then the face must have the aligned size).
-    The face is warped back bilinearly and blended with :func:`paste_mask` weights (``feather``); pixels the face
-    does not cover are unchanged. Returns a new RGB uint8 array.
+    Pixels the face's mask does not reach are unchanged. Returns a new RGB uint8 array.
     """
     original = check_image(original)
     face = check_image(restored_aligned)
@@ -256,10 +246,6 @@ def paste_back(original: np.ndarray, restored_aligned: np.ndarray, transform: Al
         matrix = np.asarray(transform, dtype=np.float64)
         if matrix.shape != (2, 3):
             raise ConfigError(f"transform must be an AlignResult or a 2x3 matrix, got shape {matrix.shape}")
-    h, w = original.shape[:2]
-    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP  # matrix maps photo -> face: sample the face per photo pixel
-    warped = cv2.warpAffine(face, matrix, (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
-    alpha = cv2.warpAffine(paste_mask(face.shape[0], feather), matrix, (w, h), flags=flags,
-                           borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)[:, :, None]
-    out = original.astype(np.float32) * (1.0 - alpha) + warped.astype(np.float32) * alpha
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    inverse = cv2.invertAffineTransform(matrix)  # face -> photo
+    out, _ = paste_faces(original, [face], [inverse])
+    return out

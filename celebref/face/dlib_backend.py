@@ -34,6 +34,7 @@ import numpy as np
 
 from ..fsutil import sha256_file
 from .base import Detection, FaceAnalysisError, FaceBackend, LazyModel, check_image, l2_normalise
+from .templates import points5_from_68
 
 MODEL_FILES = {
     "cnn": "mmod_human_face_detector.dat",
@@ -124,6 +125,7 @@ class DlibBackend(FaceBackend):
     of about 80x80 px and larger; 1 about 40x40)."""
 
     name = "dlib"
+    option_names = ("detector", "upsample")
     embedding_dim = 128
     #: on L2-normalised descriptors: dlib's raw 0.6 divided by the typical raw norm (1.5). On celebref-mini
     #: (578 same / 2272 different pairs) same-identity distances are 0.263 +- 0.044 (max 0.397), different
@@ -187,11 +189,7 @@ class DlibBackend(FaceBackend):
     def _points(shape) -> np.ndarray:
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
 
-    @staticmethod
-    def points5_from_68(lm: np.ndarray) -> np.ndarray:
-        """ArcFace-order 5 points from 68: eye centres, nose tip (30), mouth corners (48, 54)."""
-        lm = np.asarray(lm, dtype=np.float64)
-        return np.stack([lm[36:42].mean(0), lm[42:48].mean(0), lm[30], lm[48], lm[54]])
+    points5_from_68 = staticmethod(points5_from_68)  # eye centres, nose tip (30), mouth corners (48, 54)
 
     def _make(self, box, score: float, img: np.ndarray) -> Detection:
         det = Detection(tuple(float(v) for v in box), float(score), None, self.name, self.detector_model)
