@@ -29,13 +29,14 @@ from degradations.presets import get_preset  # noqa: E402
 from degradations.synthesize import Job, synthesize  # noqa: E402
 
 
-def make_inputs(folder: Path, n: int, size: int = 512) -> None:
+def make_inputs(folder: Path, n: int, size: int = 512, identities: int = 0) -> None:
+    """``n`` synthetic textures (seeded); with ``identities`` > 0 spread over that many ``id<k>/`` folders."""
     rng = np.random.default_rng(0)
     for i in range(n):
         small = rng.integers(0, 256, (size // 16, size // 16, 3), dtype=np.uint8)
         img = cv2.resize(small, (size, size), interpolation=cv2.INTER_CUBIC)
         img = np.clip(img.astype(np.int16) + rng.integers(-8, 9, img.shape), 0, 255).astype(np.uint8)
-        write_image(folder / f"{i:05d}.png", img)
+        write_image(folder / (f"id{i % identities:03d}" if identities else "") / f"{i:05d}.png", img)
 
 
 def plain_loop(paths: list[Path], job: Job, out: Path) -> None:

@@ -21,22 +21,30 @@ Contract of :meth:`Engine.map`:
   ``initializer(*initargs)`` runs once per worker process (load models there), and once in-process when the
   engine runs inline (``workers <= 1``).
 * worker processes exit when their parent dies (``PR_SET_PDEATHSIG`` on Linux, plus a parent watch thread), so
-  a killed run leaves nothing writing behind it.
+  a killed run leaves nothing writing behind it; they also hold the folder locks of their parent
+  (:func:`celebref.lock.hold_worker_locks`), so a rerun that takes over a dead run's lock waits for them.
+* a worker that dies (killed, out of memory) costs only the batch it was running: the pool is restarted and
+  the batches in flight at that moment are run again one at a time; the one that kills a worker on its own
+  gets the error ``worker process died ...``. An interrupted ``map`` (Ctrl-C, the consumer stops iterating)
+  kills its workers before returning.
 * progress: one bar per ``map`` call (``desc``), on stderr.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Callable, Container, Generic, Iterable, Iterator, Sequence, TypeVar
 
 from .errors import CelebrefError, ConfigError
+from .lock import hold_worker_locks
 from .progress import progress
 from .registry import Registry
 
@@ -77,7 +85,9 @@ class Engine:
 
     def map(self, fn: Callable[[list[Any]], Sequence[Any]], items: Sequence[Any], *, keys: Sequence[str] | None = None,
             batch_size: int = 1, desc: str = "", unit: str = "img", initializer: Callable[..., None] | None = None,
-            initargs: tuple = (), skip: Container[str] = ()) -> Iterator[ItemResult]:
+            initargs: tuple = (), skip: Container[str] = (), route: Sequence[str] | None = None) -> Iterator[ItemResult]:
+        """See the module docstring. ``route`` (one key per item) is a placement hint: items with the same key
+        go to the same worker where the engine can do so (Ray); the local engine ignores it."""
         raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
@@ -95,10 +105,13 @@ class Engine:
 
 
 # -- worker side ------------------------------------------------------------------------------------------
-def watch_parent(poll_s: float = 0.5) -> None:
+def watch_parent(poll_s: float = 0.5, parent: int | None = None) -> None:
     """Make this (worker) process exit when its parent dies: ``PR_SET_PDEATHSIG`` = SIGKILL on Linux, and a
-    daemon thread that polls the parent pid elsewhere (and as a second guard)."""
-    parent = os.getppid()
+    daemon thread that polls the parent pid elsewhere (and as a second guard). ``parent`` is the pid the
+    worker was started by (default: the current parent); a worker whose parent already died exits at once.
+    (On Linux the signal follows the parent *thread* that started the worker: start pools from a thread that
+    lives as long as the pool.)"""
+    parent = os.getppid() if parent is None else int(parent)
     if sys.platform.startswith("linux"):
         try:
             import ctypes
@@ -121,8 +134,9 @@ def watch_parent(poll_s: float = 0.5) -> None:
     threading.Thread(target=_watch, name="celebref-parent-watch", daemon=True).start()
 
 
-def _worker_init(initializer: Callable[..., None] | None, initargs: tuple) -> None:
-    watch_parent()
+def _worker_init(parent: int, initializer: Callable[..., None] | None, initargs: tuple) -> None:
+    watch_parent(parent=parent)
+    hold_worker_locks()  # a takeover of our parent's folder lock waits for this process to exit
     if initializer is not None:
         initializer(*initargs)
 
@@ -138,6 +152,52 @@ def _run_batch(fn: Callable[[list[Any]], Sequence[Any]], batch: list[Any]) -> li
         reason = f"internal error: {getattr(fn, '__name__', fn)} returned {len(values)} results for {len(batch)} items"
         return [(False, reason)] * len(batch)
     return [(False, describe_error(v)) if isinstance(v, BaseException) else (True, v) for v in values]
+
+
+class OrderedResults:
+    """Puts batch results back in input order, for every engine: ``store`` what finished, ``emit`` what can go out
+    now (skipped items in their place), one progress tick per item. ``prepare`` validates a map's arguments."""
+
+    def __init__(self, keys: list[str], skip: Container[str], desc: str = "", unit: str = "img"):
+        self.keys, self.skip = keys, skip
+        self.results: dict[int, ItemResult] = {}
+        self.next = 0
+        self.bar = progress(range(len(keys)), desc=desc, total=len(keys), unit=unit)
+        self._ticks = iter(self.bar)
+
+    @staticmethod
+    def prepare(items: Iterable[Any], keys: Sequence[str] | None, batch_size: int, skip: Container[str]
+                ) -> tuple[list[Any], list[str], list[int]]:
+        """``(items, keys as strings, indices to run)``; a :class:`ConfigError` for bad arguments."""
+        items = list(items)
+        keys = [str(k) for k in keys] if keys is not None else [str(i) for i in range(len(items))]
+        if len(keys) != len(items):
+            raise ConfigError(f"{len(keys)} keys for {len(items)} items")
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        return items, keys, [i for i in range(len(items)) if keys[i] not in skip]
+
+    def store(self, batch: list[int], out: list[tuple[bool, Any]]) -> None:
+        for i, (ok, v) in zip(batch, out):
+            self.results[i] = ItemResult(i, self.keys[i], value=v) if ok else ItemResult(i, self.keys[i], error=v)
+
+    def emit(self) -> Iterator[ItemResult]:
+        while self.next < len(self.keys):
+            i = self.next
+            if self.keys[i] in self.skip:
+                r = ItemResult(i, self.keys[i], skipped=True)
+            elif i in self.results:
+                r = self.results.pop(i)
+            else:
+                return
+            next(self._ticks, None)
+            self.next += 1
+            yield r
+
+    def close(self) -> None:
+        close = getattr(self.bar, "close", None)
+        if close:
+            close()
 
 
 # -- local engine -----------------------------------------------------------------------------------------
@@ -157,73 +217,104 @@ class LocalEngine(Engine):
         return {"engine": self.name, "workers": self.workers}
 
     def map(self, fn, items, *, keys=None, batch_size=1, desc="", unit="img", initializer=None, initargs=(),
-            skip=()):
-        items = list(items)
-        keys = [str(k) for k in keys] if keys is not None else [str(i) for i in range(len(items))]
-        if len(keys) != len(items):
-            raise ConfigError(f"{len(keys)} keys for {len(items)} items")
-        if batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-        todo = [i for i in range(len(items)) if keys[i] not in skip]
+            skip=(), route=None):
+        items, keys, todo = OrderedResults.prepare(items, keys, batch_size, skip)
         batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
-        bar = progress(range(len(items)), desc=desc, total=len(items), unit=unit)
-        bar_it = iter(bar)
-        results: dict[int, ItemResult] = {}
-        next_out = 0
-
-        def emit() -> Iterator[ItemResult]:
-            nonlocal next_out
-            while next_out < len(items):
-                if keys[next_out] in skip:
-                    r = ItemResult(next_out, keys[next_out], skipped=True)
-                elif next_out in results:
-                    r = results.pop(next_out)
-                else:
-                    return
-                next(bar_it, None)
-                next_out += 1
-                yield r
-
-        def store(batch: list[int], out: list[tuple[bool, Any]]) -> None:
-            for i, (ok, v) in zip(batch, out):
-                results[i] = ItemResult(i, keys[i], value=v) if ok else ItemResult(i, keys[i], error=v)
-
+        order = OrderedResults(keys, skip, desc, unit)
         try:
             if self.workers <= 1 or len(batches) <= 1:
                 if initializer is not None and batches:
                     initializer(*initargs)
-                yield from emit()
+                yield from order.emit()
                 for b in batches:
-                    store(b, _run_batch(fn, [items[i] for i in b]))
-                    yield from emit()
+                    order.store(b, _run_batch(fn, [items[i] for i in b]))
+                    yield from order.emit()
                 return
-            import multiprocessing
-
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=min(self.workers, len(batches)), mp_context=ctx,
-                                     initializer=_worker_init, initargs=(initializer, initargs)) as ex:
-                pending: deque[tuple[list[int], Future]] = deque()
-                queue = deque(batches)
-                window = self.workers * self.prefetch
-                yield from emit()
-                while queue or pending:
-                    while queue and len(pending) < window:
-                        b = queue.popleft()
-                        pending.append((b, ex.submit(_run_batch, fn, [items[i] for i in b])))
-                    b, fut = pending.popleft()
-                    try:
-                        out = fut.result()
-                    except Exception as exc:  # noqa: BLE001 - a worker died (killed, out of memory)
-                        out = [(False, f"worker failed: {describe_error(exc)}")] * len(b)
-                    store(b, out)
-                    yield from emit()
+            yield from order.emit()
+            for b, out in self._pool_map(fn, items, batches, initializer, initargs):
+                order.store(b, out)
+                yield from order.emit()
         finally:
-            close = getattr(bar, "close", None)
-            if close:
-                close()
+            order.close()
+
+    def _pool(self, n: int, initializer: Callable[..., None] | None, initargs: tuple) -> ProcessPoolExecutor:
+        import multiprocessing
+
+        # spawn, never fork: a process that already ran OpenCV's or torch's thread pools can deadlock when forked
+        ctx = multiprocessing.get_context("spawn")
+        return ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_worker_init,
+                                   initargs=(os.getpid(), initializer, initargs))
+
+    def _pool_map(self, fn: Callable, items: list, batches: list[list[int]], initializer: Callable[..., None] | None,
+                  initargs: tuple) -> Iterator[tuple[list[int], list[tuple[bool, Any]]]]:
+        """``(batch, results)`` in batch order from a worker pool. When a worker dies (killed, out of memory),
+        the pool is restarted and the batches that were in flight are run again one at a time, so only the
+        batch that kills a worker on its own is reported failed; the other items are not lost."""
+        n = min(self.workers, len(batches))
+        window = n * self.prefetch
+        queue = deque(batches)
+        suspects: deque[list[int]] = deque()  # in flight when a worker died: re-run alone, in order
+        pending: deque[tuple[list[int], Future, bool]] = deque()
+        ex = self._pool(n, initializer, initargs)
+        ok = False
+        try:
+            while queue or suspects or pending:
+                try:
+                    if suspects:
+                        if not pending:
+                            b = suspects[0]
+                            fut = ex.submit(_run_batch, fn, [items[i] for i in b])
+                            pending.append((suspects.popleft(), fut, True))
+                    else:
+                        while queue and len(pending) < window:
+                            b = queue[0]
+                            fut = ex.submit(_run_batch, fn, [items[i] for i in b])
+                            pending.append((queue.popleft(), fut, False))
+                except BrokenProcessPool:  # a worker died between two results
+                    suspects.extendleft(reversed([pb for pb, _, _ in pending]))
+                    pending.clear()
+                    ex = self._restart(ex, n, initializer, initargs)
+                    continue
+                b, fut, alone = pending.popleft()
+                try:
+                    out = fut.result()
+                except BrokenProcessPool:
+                    if not alone:
+                        suspects.extendleft(reversed([b] + [pb for pb, _, _ in pending]))
+                        pending.clear()
+                        ex = self._restart(ex, n, initializer, initargs)
+                        continue
+                    out = [(False, "worker process died while processing this item (killed, or out of memory?)")] * len(b)
+                    ex = self._restart(ex, n, initializer, initargs)
+                except Exception as exc:  # noqa: BLE001 - e.g. a result that cannot be pickled
+                    out = [(False, f"worker failed: {describe_error(exc)}")] * len(b)
+                yield b, out
+            ok = True
+        finally:
+            if not ok:  # interrupted (Ctrl-C, consumer stopped early): nothing keeps writing after we return
+                _kill_workers(ex)
+            ex.shutdown(wait=True, cancel_futures=True)
+
+    def _restart(self, ex: ProcessPoolExecutor, n: int, initializer: Callable[..., None] | None,
+                 initargs: tuple) -> ProcessPoolExecutor:
+        _kill_workers(ex)
+        ex.shutdown(wait=True, cancel_futures=True)
+        return self._pool(n, initializer, initargs)
+
+
+def _kill_workers(ex: ProcessPoolExecutor) -> None:
+    """Terminate the worker processes of ``ex`` now (they only ever write atomically)."""
+    for proc in list((getattr(ex, "_processes", None) or {}).values()):
+        with contextlib.suppress(Exception):
+            proc.kill()
+    for proc in list((getattr(ex, "_processes", None) or {}).values()):
+        with contextlib.suppress(Exception):
+            proc.join(5)
 
 
 ENGINES.register("local", "celebref.engine:LocalEngine", description="worker processes on this machine (default)")
+ENGINES.register("ray", "celebref.engine_ray:RayEngine",
+                 description="Ray actors on a Ray cluster or a local Ray (optional extra: celebref[ray])")
 
 
 def get_engine(name: str | Engine | None = "local", **options: Any) -> Engine:

@@ -62,3 +62,27 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("CELEBREF_HOME", str(home))
     monkeypatch.setenv("CELEBREF_OFFLINE", "1")
     monkeypatch.setenv("CELEBREF_PROGRESS", "0")
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray (2 CPUs) for every Ray test of the session. Actors import test modules (method classes,
+    probes) like the driver, so the tests folder goes on their PYTHONPATH."""
+    ray = pytest.importorskip("ray", reason="the Ray engine needs the optional extra: pip install 'celebref[ray]'")
+    from celebref.engine_ray import RayEngine
+
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])
+    RayEngine(num_cpus=2).close()  # starts Ray
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture
+def ray_engine(ray_session):
+    """A Ray engine on the session's Ray; its actors (kept between maps) are killed after the test, so the next
+    test's engines find the 2 CPUs free."""
+    from celebref.engine import get_engine
+
+    engine = get_engine("ray")
+    yield engine
+    engine.close()

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from baselines.base import STATUS_ERROR, STATUS_OK, RestorationMethod, RestoreResult
-from baselines.inputs import read_inputs
+from celebref.testset import read_inputs
 from baselines.registry import create_method, parse_method_spec, split_method_list
 from celebref.app.restore import RestoreRunner, safe_id_path
 from celebref.errors import CelebrefError, ConfigError, UnknownNameError

@@ -1,48 +1,105 @@
-"""Run restoration methods over input records: batched, resumable, every input accounted for.
+"""Run restoration methods over input records: batched, resumable, every input accounted for, on any engine.
 
-For each method a journal ``<out>/<label>/.status.jsonl`` receives one JSON row per image as soon as its
-batch is written (outputs first, atomically; then the journal line). A rerun reads the journal and
-skips ids already done with the same weights (sha256) — so an interrupted run resumes, and changing a
-method's weights redoes its images. :func:`RestoreRunner.finish` writes the consolidated
-``status.parquet`` / ``status.csv`` (one row per input x method, sorted).
+For each method a journal ``<out>/<label>/.status.jsonl`` receives one JSON row per image once its output is
+durably written (atomic write + fsync first; then the journal line). A rerun reads the journal and skips ids
+already done with the same weights (sha256) -- so an interrupted run resumes, under either engine, and changing a
+method's weights redoes its images. :func:`RestoreRunner.finish` writes the consolidated ``status.parquet`` /
+``status.csv`` (one row per input x method, sorted).
+
+The per-batch work (decode, model, write) runs in engine workers (:mod:`celebref.app.restore_worker`): inline
+in this process with the local engine (the default; the model is the caller's instance), or on Ray actors that
+rebuild the model from a :class:`~celebref.app.restore_worker.MethodSpec` (``engine=RayEngine(...)``; one actor
+per GPU with ``gpus_per_actor=1``). Methods with references are routed by identity, so a specific dictionary
+is built once, in the actor that restores that identity. The journal is always written here, by the driver.
+
+``batch_size``: images per engine batch and per forward pass, or ``"auto"``: on CUDA the forward size starts at
+:data:`AUTO_START` and doubles after each pass that fits, up to :data:`AUTO_CUDA_CAP`; on the CPU it is
+:data:`AUTO_CPU` (larger CPU batches do not run faster). On CUDA out of memory a pass is redone on the same
+images at half the size (every engine and batch size). Stage seconds (decode, restore, write) are added up in
+:attr:`RestoreRunner.stages`.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from collections import OrderedDict
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
-import numpy as np
 import pandas as pd
 
-from celebref.device import batched
-from celebref.errors import CelebrefError, ImageReadError
-from celebref.imageio import read_image, write_image
-from celebref.progress import progress
+from celebref.engine import Engine, LocalEngine, get_engine
+from celebref.errors import ConfigError
+from celebref.journal import Journal
+from celebref.testset import InputRecord
 
 from baselines.base import (
     STATUS_ERROR,
+    STATUS_FALLBACK_GENERIC,
+    STATUS_FALLBACK_INPUT,
+    STATUS_OK,
     ReferenceSet,
     RestorationMethod,
-    RestoreItem,
-    RestoreResult,
 )
-from baselines.inputs import InputRecord, load_landmarks, reference_files, reference_key
+
+from .pipeline import StageClock
+from .restore_worker import (  # noqa: F401 (safe_id_path: re-exported)
+    MethodSpec,
+    ReferenceCache,
+    WorkerConfig,
+    close_restore_worker,
+    init_restore_worker,
+    restore_batch,
+    safe_id_path,
+    status_row,
+)
 
 STATUS_COLUMNS = ["id", "method", "status", "reason", "seconds", "output_path", "weights_sha256"]
 LANDMARK_SOURCES = ("detect", "gt")
+#: statuses that count as done: an output exists as the method and the landmark policy asked
+DONE_STATUSES = (STATUS_OK, STATUS_FALLBACK_INPUT, STATUS_FALLBACK_GENERIC)
+#: ``batch_size="auto"``: CPU batch size; CUDA start and largest forward size
+AUTO_CPU, AUTO_START, AUTO_CUDA_CAP = 4, 4, 64
 
 
-def safe_id_path(root: Path, item_id: str, suffix: str = ".png") -> Path:
-    """``root/<id>.png`` refusing ids that would escape ``root`` (ids come from file names)."""
-    rel = Path(item_id + suffix)
-    if rel.is_absolute() or ".." in rel.parts:
-        raise CelebrefError(f"image id {item_id!r} is not a safe relative path")
-    return root / rel
+@dataclass(frozen=True)
+class RestoreOptions:
+    """How methods are run by ``restore`` and ``evaluate``: the one definition of these defaults (the CLI's
+    flags have the same names and take their defaults from here)."""
+
+    device: str = "auto"
+    precision: str = "fp32"
+    batch_size: int = 1  # or "auto" (see the module docstring)
+    landmark_policy: str = "skip"  # skip | input | generic (baselines.base.LANDMARK_POLICIES)
+    landmark_source: str = "detect"  # detect | gt (LANDMARK_SOURCES)
+
+
+def parse_batch_size(value: int | str) -> int | str:
+    """``"auto"`` or an integer >= 1 (as given on a command line or in the API); else a ConfigError."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"batch_size must be an integer >= 1 or 'auto', got {value!r}") from None
+    if n < 1:
+        raise ConfigError(f"batch_size must be >= 1 or 'auto', got {value}")
+    return n
+
+
+def batch_plan(batch_size: int | str, device) -> tuple[int, int, bool]:
+    """``(engine batch, first forward size, grow)`` for a batch size on a device (see the module docstring)."""
+    if batch_size != "auto":
+        return int(batch_size), int(batch_size), False
+    if str(getattr(device, "type", device)).startswith("cuda"):
+        return AUTO_CUDA_CAP, AUTO_START, True
+    return AUTO_CPU, AUTO_CPU, False
+
+
+def is_inline(engine: Engine) -> bool:
+    """Whether ``engine`` runs the work in this process (the local engine without worker processes)."""
+    return isinstance(engine, LocalEngine) and engine.workers <= 1
 
 
 @dataclass
@@ -53,53 +110,46 @@ class MethodRun:
     weights_sha256: str  # the same, as one string (resume key)
 
 
+class _JournalSink:
+    """Appends rows to a journal from writer threads (one append at a time)."""
+
+    def __init__(self, path: Path):
+        self.journal = Journal(path)
+        self.lock = threading.Lock()
+
+    def __call__(self, rows: list[dict]) -> None:
+        with self.lock:
+            self.journal.append(rows)
+
+
 class RestoreRunner:
-    """Restore ``records`` with each method into ``out_dir/<method label>/<id>.png``."""
+    """Restore ``records`` with each method into ``out_dir/<method label>/<id>.png`` on ``engine`` (default: the
+    local engine, inline)."""
 
     def __init__(
         self,
         out_dir: str | os.PathLike,
-        batch_size: int = 1,
-        landmark_source: str = "detect",
+        batch_size: int | str = RestoreOptions.batch_size,
+        landmark_source: str = RestoreOptions.landmark_source,
         max_cached_references: int = 8,
+        engine: Engine | str | None = None,
+        threads: int | None = None,
     ):
         if landmark_source not in LANDMARK_SOURCES:
-            raise CelebrefError(f"--landmarks must be one of {', '.join(LANDMARK_SOURCES)}")
+            raise ConfigError(f"landmark_source must be one of {', '.join(LANDMARK_SOURCES)}, got {landmark_source!r}")
         self.out_dir = Path(out_dir)
-        self.batch_size = batch_size
+        self.batch_size = parse_batch_size(batch_size)
         self.landmark_source = landmark_source
-        self._refs: OrderedDict[str, ReferenceSet] = OrderedDict()
+        self.engine = get_engine(engine) if engine is not None else get_engine("local", workers=1)
+        self.threads = threads
+        self._refs = ReferenceCache(max_cached_references)
         self._max_refs = max_cached_references
         self.rows: list[dict] = []
+        self.stages = StageClock()
+        self.forward_sizes: dict[str, list[int]] = {}  # label -> images per forward pass (inline engine)
 
-    # -- references ----------------------------------------------------------------------------
     def _reference_set(self, rec: InputRecord) -> ReferenceSet | None:
-        if rec.ref_dir is None:
-            return None
-        pairs = reference_files(rec.ref_dir, rec.ref_landmark_dir)
-        key = reference_key(pairs)
-        if key in self._refs:
-            self._refs.move_to_end(key)
-            return self._refs[key]
-        refs = ReferenceSet(key=key, images=[read_image(p) for p, _ in pairs], landmarks=[load_landmarks(lm) for _, lm in pairs])
-        self._refs[key] = refs
-        while len(self._refs) > self._max_refs:
-            self._refs.popitem(last=False)
-        return refs
-
-    def _item(self, rec: InputRecord, method: RestorationMethod) -> RestoreItem:
-        image = read_image(rec.lq_path)
-        landmarks = None
-        if self.landmark_source == "gt" and rec.gt_landmarks_path is not None:
-            landmarks = load_landmarks(rec.gt_landmarks_path)
-        refs = self._reference_set(rec) if method.needs_references else None
-        if method.needs_references and (refs is None or len(refs.images) < 2):
-            raise CelebrefError(
-                f"{method.name} needs >= 2 references with landmarks for {rec.id!r} "
-                "(give a SpecificLists.txt or an identity-grouped test set)"
-            )
-        native = read_image(rec.native_path) if rec.native_path is not None else None
-        return RestoreItem(id=rec.id, image=image, landmarks=landmarks, identity=rec.identity, references=refs, native=native, meta=rec.extra)
+        return self._refs.get(rec)
 
     # -- journal -------------------------------------------------------------------------------
     @staticmethod
@@ -107,15 +157,11 @@ class RestoreRunner:
         return folder / ".status.jsonl"
 
     def _done(self, run: MethodRun) -> dict[str, dict]:
-        path = self._journal(run.folder)
         done: dict[str, dict] = {}
-        if not path.is_file():
-            return done
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a torn last line from a kill: that image is redone
+        # a torn last line from a kill is not a row (that image is redone); celebref.journal drops it
+        for row in Journal(self._journal(run.folder)).rows():
+            if "id" not in row:
+                continue
             if row.get("weights_sha256") != run.weights_sha256:
                 continue  # other weights: redo
             if row.get("output_path") and not (self.out_dir / row["output_path"]).is_file():
@@ -124,81 +170,85 @@ class RestoreRunner:
         return done
 
     def _append(self, run: MethodRun, rows: list[dict]) -> None:
-        path = self._journal(run.folder)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", encoding="utf-8") as f:
-            for r in rows:
-                f.write(json.dumps(r, sort_keys=True) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        if rows:
+            Journal(self._journal(run.folder)).append(rows)
 
     # -- running -------------------------------------------------------------------------------
     def prepare(self, method: RestorationMethod) -> MethodRun:
-        """Load the method (may raise WeightError) and fix its output folder and weights hash."""
-        method.load() if not method.loaded else None
+        """Fix the method's output folder and weights hash; load it here when it runs here (the inline engine;
+        may raise WeightError). A remote engine loads it in its workers (weights are checked here first)."""
+        if is_inline(self.engine):
+            method.load() if not method.loaded else None
+        else:
+            check_weights([method])
         hashes = method.weight_hashes()
         wsha = ",".join(f"{k}={v}" for k, v in sorted(hashes.items()))
         return MethodRun(method=method, folder=self.out_dir / method.label, weights=hashes, weights_sha256=wsha)
 
+    def prepare_all(self, methods: list[RestorationMethod], metrics: Iterable = (), hint: str = "") -> list[MethodRun]:
+        """:meth:`prepare` every method after checking the weights of all of them (and of ``metrics``) first:
+        one :class:`~celebref.weights.WeightsUnavailableError` lists every missing file before any work starts."""
+        check_weights(methods, metrics, hint=hint)
+        return [self.prepare(m) for m in methods]
+
+    def worker_config(self, run: MethodRun) -> WorkerConfig:
+        _, forward, grow = batch_plan(self.batch_size, run.method.device)
+        engine_batch = batch_plan(self.batch_size, run.method.device)[0]
+        return WorkerConfig(folder=str(run.folder), out_dir=str(self.out_dir), label=run.method.label,
+                            weights_sha256=run.weights_sha256, landmark_source=self.landmark_source,
+                            forward_size=forward, max_forward=engine_batch, grow=grow, threads=self.threads,
+                            max_cached_references=self._max_refs)
+
     def run_method(self, run: MethodRun, records: list[InputRecord], on_batch: Callable[[int], None] | None = None) -> list[dict]:
+        """Restore every record not yet done (resume); returns one status row per record, in ``records`` order."""
         method, label = run.method, run.method.label
         done = self._done(run)
-        pending = [r for r in records if r.id not in done]
+        order = list(records)
         if method.needs_references:  # keep one identity's inputs together so its dictionary is reused
-            pending.sort(key=lambda r: (str(r.ref_dir), r.id))
-        bar = progress(range(len(pending)), desc=f"restore {label}", total=len(pending))
-        it = iter(bar)
-        for chunk in batched(pending, self.batch_size):
-            items, rows = [], []
-            for rec in chunk:
-                try:
-                    items.append(self._item(rec, method))
-                except (CelebrefError, OSError, ValueError) as e:
-                    reason = e.reason if isinstance(e, ImageReadError) else str(e)
-                    rows.append(self._row(rec.id, label, STATUS_ERROR, reason, 0.0, None, run.weights_sha256))
-            results: list[RestoreResult] = []
-            if items:
-                try:
-                    results = method.restore(items)
-                except Exception as e:  # noqa: BLE001 - one failing batch is retried image by image
-                    results = []
-                    for it_ in items:
-                        try:
-                            results.extend(method.restore([it_]))
-                        except Exception as e1:  # noqa: BLE001
-                            results.append(RestoreResult(id=it_.id, image=None, status=STATUS_ERROR, reason=f"{type(e1).__name__}: {e1}"))
-                    del e
-            by_id = {it_.id: it_ for it_ in items}
-            for res in results:
-                out_rel = None
-                if res.image is not None:
-                    src = by_id[res.id].image
-                    if res.image.shape != src.shape or res.image.dtype != np.uint8:
-                        res = RestoreResult(res.id, None, STATUS_ERROR, f"method returned {res.image.shape} {res.image.dtype}, expected {src.shape} uint8", res.seconds)
-                    else:
-                        path = safe_id_path(run.folder, res.id)
-                        write_image(path, res.image)
-                        out_rel = path.relative_to(self.out_dir).as_posix()
-                rows.append(self._row(res.id, label, res.status, res.reason, res.seconds, out_rel, run.weights_sha256))
-            self._append(run, rows)
-            for _ in chunk:
-                next(it, None)
-            if on_batch:
-                on_batch(len(chunk))
+            order.sort(key=lambda r: (str(r.ref_dir), r.id))
+        cfg = self.worker_config(run)
+        inline = is_inline(self.engine)
+        todo = [r for r in order if r.id not in done]
+        if inline:  # the caller's loaded instance; decode follows the (known) order; writes journal themselves
+            initargs = (method, cfg, todo, _JournalSink(self._journal(run.folder)))
+        else:
+            initargs = (MethodSpec.of(method), cfg, None, None)
+        route = [str(r.ref_dir or r.identity or r.id) for r in order] if method.needs_references else None
+        pending: list[dict] = []
+        try:
+            for res in self.engine.map(restore_batch, order, keys=[r.id for r in order], batch_size=cfg.max_forward,
+                                       desc=f"restore {label}", initializer=init_restore_worker, initargs=initargs,
+                                       skip=set(done), route=route):
+                if res.skipped:
+                    continue
+                if not res.ok:  # the batch step itself failed (e.g. the disk is full)
+                    pending.append(status_row(res.key, label, STATUS_ERROR, res.error, 0.0, None, run.weights_sha256))
+                else:
+                    row = dict(res.value)
+                    self.stages.merge(row.pop("_stages", None))
+                    if not row.pop("_journalled", False):
+                        pending.append(row)
+                if len(pending) >= cfg.max_forward:
+                    self._append(run, pending)
+                    pending = []
+                if on_batch:
+                    on_batch(1)
+        finally:
+            self._append(run, pending)
+            if inline:
+                worker, rest = close_restore_worker()
+                self.stages.merge(rest)
+                if worker is not None:
+                    self.forward_sizes[label] = worker.forward_sizes
         done = self._done(run)
         missing = [r.id for r in records if r.id not in done]
-        if missing:  # cannot happen unless a method dropped ids: account for them explicitly
-            rows = [self._row(i, label, STATUS_ERROR, "method returned no result for this image", 0.0, None, run.weights_sha256) for i in missing]
+        if missing:  # cannot happen unless a journal write was lost: account for them explicitly
+            rows = [status_row(i, label, STATUS_ERROR, "no result was recorded for this image", 0.0, None, run.weights_sha256) for i in missing]
             self._append(run, rows)
             done = self._done(run)
         out = [done[r.id] for r in records]
         self.rows.extend(out)
         return out
-
-    @staticmethod
-    def _row(item_id, label, status, reason, seconds, out_rel, wsha) -> dict:
-        return {"id": item_id, "method": label, "status": status, "reason": reason or "", "seconds": float(seconds),
-                "output_path": out_rel or "", "weights_sha256": wsha}
 
     def finish(self) -> pd.DataFrame:
         """Write ``status.parquet`` / ``status.csv`` for every row this runner produced."""
@@ -207,6 +257,46 @@ class RestoreRunner:
         df = pd.DataFrame(self.rows, columns=STATUS_COLUMNS).sort_values(["method", "id"], kind="stable").reset_index(drop=True)
         write_table(df, self.out_dir / "status")
         return df
+
+
+def weight_requests(methods: Iterable[RestorationMethod], metrics: Iterable = ()) -> dict[str, tuple[str, ...]]:
+    """``{"method <label>" | "metric <name>": weight-store names}`` of everything that declares weights."""
+    req = {f"method {m.label}": tuple(m.weights) for m in methods if m.weights}
+    req.update({f"metric {m.name}": tuple(m.weights) for m in metrics if getattr(m, "weights", ())})
+    return req
+
+
+#: the end of the message when weights differ from the published ones (command-line wording)
+UNVERIFIED_HINT = ("A file whose size/sha256 differs from the published one (your own or a synthetic checkpoint) "
+                   "can be used with --allow-unverified-weights (API: allow_unverified=True); it is then recorded "
+                   "with its sha256 in the run record.")
+
+
+def check_weights(methods: Iterable[RestorationMethod], metrics: Iterable = (), hint: str = "") -> None:
+    """Refuse to start with one message listing every missing (or unverified, not allowed) weight file of every
+    method and metric, each with where to get it; ``hint`` ends the message (how to skip what cannot run)."""
+    from celebref import weights
+
+    missing = weights.check_available(weight_requests(methods, metrics))
+    if missing:
+        if any(m.state == weights.BAD_HASH for m in missing):
+            hint = f"{hint}\n{UNVERIFIED_HINT}" if hint else UNVERIFIED_HINT
+        raise weights.WeightsUnavailableError(missing, hint)
+
+
+def unverified_weights(names: Iterable[str]) -> list[dict]:
+    """The weight files among ``names`` used although they differ from their published sha256 (explicitly
+    allowed; see :func:`celebref.weights.unverified_uses`): recorded in restore.json / run.json."""
+    from celebref import weights
+
+    wanted = set(names)
+    return [u for u in weights.unverified_uses() if u["name"] in wanted]
+
+
+def failures(df: pd.DataFrame) -> dict[str, int]:
+    """Per method, the number of rows not done (status outside :data:`DONE_STATUSES`); methods without failures left out."""
+    bad = df[~df["status"].isin(DONE_STATUSES)]
+    return {str(m): int(n) for m, n in bad.groupby("method", sort=True).size().items()}
 
 
 def summarize_status(df: pd.DataFrame) -> str:
