@@ -43,6 +43,7 @@ class RunSummary:
     data_path: str = ""  # the test set the run evaluated (for telling runs apart)
     path: str = ""  # the run folder
     named: bool = False  # the name was given by the user (never changed)
+    precision: str = ""  # the precision the methods ran in (run.json); fp32 is the exact default
 
 
 def load_run(path: str | Path, name: str | None = None) -> RunSummary:
@@ -51,18 +52,20 @@ def load_run(path: str | Path, name: str | None = None) -> RunSummary:
         raise ConfigError(f"{path} is not an evaluate run folder (no summary.csv)")
     summary = pd.read_csv(path / "summary.csv")
     profile, label, data_path, meta = "", name, "", {}
+    precision = ""
     if (path / "run.json").is_file():
         meta = json.loads((path / "run.json").read_text(encoding="utf-8"))
         prof = meta.get("profile")
         profile = (prof.get("profile") or prof.get("name", "")) if isinstance(prof, dict) else (prof or "")
         data = meta.get("data") or {}
         data_path = str(data.get("path") or data.get("lq") or "")
+        precision = str(meta.get("precision") or "")
         if label is None:
             degrade = meta.get("degrade") or {}
             preset = data.get("preset") or degrade.get("preset") or (degrade.get("config") or {}).get("preset")
             label = preset or Path(data_path or path).name
     return RunSummary(name=label or path.name, profile=profile, summary=summary, labels=labels_from_run(summary, meta),
-                      data_path=data_path, path=str(path.resolve()), named=name is not None)
+                      data_path=data_path, path=str(path.resolve()), named=name is not None, precision=precision)
 
 
 def _tail(p: str, k: int) -> str:
@@ -165,6 +168,9 @@ def _caption(runs: list[RunSummary], methods: list[str], metrics: list[str], lab
                  "the ground truth) left out (listed in the run's summary.csv).")
     if dashes:
         text += " --: no value."
+    reduced = sorted({r.precision for r in runs if r.precision and r.precision != "fp32"})
+    if reduced:  # fp32 (exact, TF32 off) is the default and goes unsaid; anything else is stated
+        text += f" Networks run in {', '.join(reduced)} (not the exact fp32 of the reference implementations)."
     return text
 
 

@@ -62,6 +62,7 @@ def test_runner_outputs_statuses_and_resume(folder: Path, tmp_path: Path) -> Non
     df = runner.finish()
     assert len(df) == len(records)  # every input accounted for
     assert pd.read_csv(out / "status.csv").shape[0] == len(records)
+    assert set(pd.read_csv(out / "status.csv")["precision"]) == {"fp32"}  # the precision each method ran in
 
     # resume: nothing is recomputed
     runner2 = RestoreRunner(out, batch_size=2)

@@ -182,3 +182,14 @@ old,psnr,inf,,3,0,True,PSNR,0,,
     assert "†: mean over finite values only" in out and "--: no value." in out
     assert main(["tables", str(run), "--format", "latex"]) == 0
     assert r"lq & 24.5000$^\dagger$ \\" in capsys.readouterr().out
+
+
+def test_reduced_precision_is_stated_in_the_caption(tmp_path, capsys) -> None:
+    """A run whose networks ran in bf16 says so (issue 14: the precision is recorded in paper tables); the exact
+    fp32 default goes unsaid."""
+    exact = _run(tmp_path, "exact", REFS, {"precision": "fp32", "data": {"path": str(tmp_path / "a")}})
+    fast = _run(tmp_path, "fast", REFS, {"precision": "bf16", "data": {"path": str(tmp_path / "b")}})
+    assert main(["tables", str(exact), "--format", "markdown"]) == 0
+    assert "Networks run in" not in capsys.readouterr().out
+    assert main(["tables", str(exact), str(fast), "--format", "latex"]) == 0
+    assert "Networks run in bf16 (not the exact fp32 of the reference implementations)" in capsys.readouterr().out

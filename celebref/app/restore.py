@@ -145,6 +145,7 @@ class RestoreRunner:
         self._refs = ReferenceCache(max_cached_references)
         self._max_refs = max_cached_references
         self.rows: list[dict] = []
+        self.precisions: dict[str, str] = {}  # method label -> precision it ran in (a status column)
         self.stages = StageClock()
         self.forward_sizes: dict[str, list[int]] = {}  # label -> images per forward pass (inline engine)
 
@@ -181,6 +182,7 @@ class RestoreRunner:
             method.load() if not method.loaded else None
         else:
             check_weights([method])
+        self.precisions[method.label] = str(getattr(method, "precision", "") or "")
         hashes = method.weight_hashes()
         wsha = ",".join(f"{k}={v}" for k, v in sorted(hashes.items()))
         return MethodRun(method=method, folder=self.out_dir / method.label, weights=hashes, weights_sha256=wsha)
@@ -255,6 +257,7 @@ class RestoreRunner:
         from celebref.tabular import write_table
 
         df = pd.DataFrame(self.rows, columns=STATUS_COLUMNS).sort_values(["method", "id"], kind="stable").reset_index(drop=True)
+        df["precision"] = df["method"].map(self.precisions).fillna("")
         write_table(df, self.out_dir / "status")
         return df
 
