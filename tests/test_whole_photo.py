@@ -399,3 +399,53 @@ def test_degrade_and_evaluate_whole_photos(tmp_path, monkeypatch):
     lq = read_image(runs[0] / "lq" / "two.png")
     expected = float(direct.compute(torch.from_numpy(lq.transpose(2, 0, 1)[None].copy()))["niqe"][0])
     assert df[(df["photo"] == "two") & (df["method"] == "input")]["niqe"].iloc[0] == pytest.approx(expected, abs=1e-9)
+
+
+def test_evaluate_whole_photos_identity_against_references(tmp_path, monkeypatch):
+    """Identity on whole photos (issue 16 item 3): every restored face is scored by its cosine similarity to the
+    closest reference face. References of the people in the photos score higher than references of others, and a
+    photo's value equals the same cosine computed directly with the backend."""
+    if backend_status()["dlib"] != "ok" or not (MINI / "hq").is_dir():
+        pytest.skip("needs the dlib backend and the celebref-mini fixture")
+    params = GOLDEN / "metrics" / "niqe" / "niqe_pris_params.npz"
+    if not params.is_file():
+        pytest.skip(f"NIQE parameters not found at {params}")
+    from celebref.app.cli import main
+    from celebref.face import get_backend
+    from celebref.tabular import read_table
+    from celebref.weights import env_var
+
+    monkeypatch.setenv(env_var("niqe-params"), str(params))
+    src = tmp_path / "photos"
+    write_image(src / "two.png", compose(2))  # faces of the first two identities (their image [1])
+    idents = sorted(p.name for p in (MINI / "hq").iterdir() if p.is_dir())
+    right, wrong = tmp_path / "refs_right", tmp_path / "refs_wrong"
+    for folder, people in ((right, idents[:2]), (wrong, idents[3:5])):
+        for ident in people:
+            for f in sorted((MINI / "hq" / ident).glob("*.png"))[2:4]:  # other images than the composed ones
+                write_image(folder / ident / f.name, read_image(f))
+    scores = {}
+    for name, refs in (("right", right), ("wrong", wrong)):
+        out = tmp_path / f"ev_{name}"
+        code = main(["evaluate", "--whole-photo", "--data", str(src), "--methods", "lq", "--identity-refs", str(refs),
+                     "--out", str(out), "--device", "cpu"])
+        assert code == 0
+        df = read_table(out / "metrics.parquet")
+        assert set(df["method"]) == {"input", "lq"} and (df["identity_faces"] == 2).all()
+        scores[name] = df.set_index("method")["identity"]
+        if name == "right":  # the same number computed directly
+            be = get_backend("dlib")
+            faces = read_table(out / "restored" / "faces.csv")
+            faces = faces[(faces["method"] == "lq") & (faces["face"] >= 0)]
+
+            def emb(path):
+                img = read_image(path)
+                d = max(be.detect(img), key=lambda d: (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
+                return np.asarray(be.embed(img, d), dtype=np.float64)
+
+            ref = np.stack([emb(p) for p in sorted(right.rglob("*.png"))])
+            direct = np.mean([np.max(ref @ emb(out / "restored" / r)) for r in faces["restored_path"]])
+            assert scores[name]["lq"] == pytest.approx(direct, abs=1e-9)
+    assert (scores["right"] > scores["wrong"] + 0.02).all(), (scores["right"], scores["wrong"])
+    assert main(["evaluate", "--whole-photo", "--data", str(src), "--methods", "lq", "--metrics", "niqe,identity",
+                 "--out", str(tmp_path / "x"), "--device", "cpu"]) == 2  # identity without references

@@ -369,8 +369,9 @@ def evaluate_command(args: Any) -> Any:
     """``celebref evaluate --whole-photo``: restore the photos (``--data``/``--lq``: a ``degrade --whole-photo``
     output or a folder of photos) into ``<out>/restored`` as ``restore --whole-photo`` does (upscale 1), then NIQE
     per photo for the input (row ``input``) and each method's output, paired by photo id, in
-    ``<out>/metrics.parquet``/``.csv`` (photo, method, niqe, status, reason). Only no-reference metrics (``niqe``):
-    identity against a reference set is not implemented for whole photos yet."""
+    ``<out>/metrics.parquet``/``.csv`` (photo, method, niqe, status, reason). ``identity`` (with
+    ``--identity-refs DIR``) adds the restored faces' cosine similarity to their closest reference face
+    (:mod:`celebref.app.whole_photo_identity`)."""
     import argparse
     import sys
 
@@ -381,9 +382,16 @@ def evaluate_command(args: Any) -> Any:
     source = args.data or args.lq
     if not source:
         raise ConfigError("whole-photo evaluation needs --data (a degrade --whole-photo output or a folder of photos)")
-    names = [m.strip() for m in (args.metrics or "niqe").split(",") if m.strip()]
-    if names != ["niqe"]:
-        raise ConfigError(f"whole-photo evaluation computes niqe only (no-reference), got {', '.join(names)}")
+    from .whole_photo_identity import identity_refs_for, score_faces
+
+    default = "niqe,identity" if getattr(args, "identity_refs", None) else "niqe"
+    names = [m.strip() for m in (args.metrics or default).split(",") if m.strip()]
+    if not set(names) <= {"niqe", "identity"} or "niqe" not in names:
+        raise ConfigError(f"whole-photo evaluation computes niqe (no-reference) and identity against --identity-refs, "
+                          f"got {', '.join(names)}")
+    refs = identity_refs_for(args) if "identity" in names else None
+    if "identity" in names and refs is None:
+        raise ConfigError("the identity metric on whole photos needs --identity-refs DIR (reference faces)")
     metric = create_metric("niqe", device="cpu")
     metric.load()  # a missing parameter file fails before any work
     ns = argparse.Namespace(**{**vars(args), "input": source, "out": Path(args.out) / "restored",
@@ -404,6 +412,15 @@ def evaluate_command(args: Any) -> Any:
         except (CelebrefError, OSError, ValueError) as e:
             rows.append({"photo": pid, "method": method, "niqe": float("nan"), "status": STATUS_ERROR, "reason": str(e)})
     df = pd.DataFrame(rows, columns=["photo", "method", "niqe", "status", "reason"]).sort_values(["method", "photo"])
+    if refs is not None:
+        ids = score_faces(faces, Path(ns.out), refs)
+        df = df.merge(ids, on=["photo", "method"], how="left")
+        df["identity_faces"] = df["identity_faces"].fillna(0).astype(int)
+        df["identity_reason"] = df["identity_reason"].fillna("")
+        label = f"ID({refs.backend.name})" if refs.backend.name != "insightface" else "IDS(ArcFace)"
+        for method, g in df.groupby("method", sort=True):
+            print(f"  {method}: {label} {g['identity'].mean():.4f} (cosine to the closest of {len(refs.used)} reference "
+                  f"face(s), {int(g['identity_faces'].sum())} face(s) scored; higher is better)", file=sys.stderr)
     write_table(df.reset_index(drop=True), Path(args.out) / "metrics")
     for method, g in df.groupby("method", sort=True):
         print(f"  {method}: NIQE {g['niqe'].mean():.4f} (mean of {g['niqe'].notna().sum()} photo(s); lower is better)",

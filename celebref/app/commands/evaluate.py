@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="run folder")
     p.add_argument("--whole-photo", action="store_true", help="--data holds whole photos (e.g. degrade --whole-photo): "
                    "restore --whole-photo, then NIQE per photo paired by photo id (celebref.app.whole_photo)")
+    p.add_argument("--identity-refs", default=None, metavar="DIR",
+                   help="with --whole-photo: reference face images of the people in the photos; adds the identity "
+                        "metric (cosine to the closest reference face, per restored face)")
     add_method_options(p)
     p.set_defaults(func=run)
 
