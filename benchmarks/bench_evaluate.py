@@ -446,6 +446,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench_evaluate: identity metric skipped: {why}", flush=True)
     work = a.work or Path(tempfile.mkdtemp(prefix="celebref-bench-eval-"))
     work.mkdir(parents=True, exist_ok=True)
+    saved_env = dict(os.environ)  # the weight overrides set below are this run's only (main() may run in-process)
     try:
         t = time.perf_counter()
         names = _needed_weights(methods, metrics)
@@ -478,6 +479,9 @@ def main(argv: list[str] | None = None) -> int:
             a.json.write_text(json.dumps(results, indent=2))
         return max((r["exit_code"] for r in results["runs"]), default=0)
     finally:
+        for k in set(os.environ) - set(saved_env):
+            del os.environ[k]
+        os.environ.update(saved_env)
         if a.work is None:
             shutil.rmtree(work, ignore_errors=True)
 

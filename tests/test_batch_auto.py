@@ -55,7 +55,7 @@ class OOMCaught(OOMAbove2):
 
 for _cls in (OOMAbove2, OOMCaught):
     if _cls.name not in METHODS.names():
-        METHODS.register(_cls.name, f"{__name__}:{_cls.__name__}", description="test method: fake CUDA OOM")
+        METHODS.register(_cls.name, f"{__name__}:{_cls.__name__}", description="test method: fake CUDA OOM", source="tests")
 
 
 @pytest.fixture()

@@ -42,7 +42,7 @@ class SlowLQ(RestorationMethod):
 
 
 if SlowLQ.name not in METHODS.names():
-    METHODS.register(SlowLQ.name, f"{__name__}:SlowLQ", description="test method: slow copy of the input")
+    METHODS.register(SlowLQ.name, f"{__name__}:SlowLQ", description="test method: slow copy of the input", source="tests")
 
 
 @pytest.fixture(scope="module")
