@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from celebref.errors import CelebrefError, ConfigError, WeightError
+from celebref.face.base import largest
 
 from .base import Metric
 
@@ -103,6 +104,15 @@ class FaceMetric(Metric):
         return value
 
 
+def identity_labels(tag: str) -> dict[str, str]:
+    """Display labels of the identity columns for face backend ``tag``: ``IDS(ArcFace)``/``Deg(ArcFace)`` with
+    insightface (the papers' ArcFace identity score and angle), ``ID(<tag>)``/``Deg(<tag>)`` otherwise (e.g. dlib's
+    descriptor: not the papers' IDS, a different model and scale)."""
+    if tag == "insightface":
+        return {"identity_cos": "IDS(ArcFace)", "identity_angle": "Deg(ArcFace)"}
+    return {"identity_cos": f"ID({tag})", "identity_angle": f"Deg({tag})"}
+
+
 class Identity(FaceMetric):
     """Options: ``backend`` (``"auto"``, ``"dlib"``, ``"insightface"``), ``mode`` (``"aligned"`` or ``"detect"``)."""
 
@@ -121,12 +131,8 @@ class Identity(FaceMetric):
         self.loaded = False
 
     def column_labels(self) -> dict[str, str]:
-        """``IDS(ArcFace)``/``Deg(ArcFace)`` with insightface (the papers' ArcFace identity score and angle),
-        ``ID(dlib)``/``Deg(dlib)`` with dlib's descriptor (not the papers' IDS: different model, different scale)."""
-        tag = self.backend_tag()
-        if tag == "insightface":
-            return {"identity_cos": "IDS(ArcFace)", "identity_angle": "Deg(ArcFace)"}
-        return {"identity_cos": f"ID({tag})", "identity_angle": f"Deg({tag})"}
+        """The columns' labels for this metric's backend (:func:`identity_labels`)."""
+        return identity_labels(self.backend_tag())
 
     def _describe(self) -> dict:
         return {"face": self._backend_info(), "mode": self.options["mode"], "labels": self.column_labels(),
@@ -136,11 +142,8 @@ class Identity(FaceMetric):
         assert self.backend is not None
         if self.options["mode"] == "aligned":
             return np.asarray(self.backend.embed_aligned(arr), np.float64)
-        dets = self.backend.detect(arr)
-        if not dets:
-            return None
-        det = max(dets, key=lambda d: (d.area, d.score))
-        return np.asarray(self.backend.embed(arr, det), np.float64)
+        det = largest(self.backend.detect(arr))
+        return None if det is None else np.asarray(self.backend.embed(arr, det), np.float64)
 
     def _compute(self, pred, target):
         preds, gts = to_arrays(pred), to_arrays(target)

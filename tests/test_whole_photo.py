@@ -438,13 +438,15 @@ def test_evaluate_whole_photos_identity_against_references(tmp_path, monkeypatch
             faces = read_table(out / "restored" / "faces.csv")
             faces = faces[(faces["method"] == "lq") & (faces["face"] >= 0)]
 
-            def emb(path):
+            def ref_emb(path):  # the largest detected face of a reference image
                 img = read_image(path)
                 d = max(be.detect(img), key=lambda d: (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
                 return np.asarray(be.embed(img, d), dtype=np.float64)
 
-            ref = np.stack([emb(p) for p in sorted(right.rglob("*.png"))])
-            direct = np.mean([np.max(ref @ emb(out / "restored" / r)) for r in faces["restored_path"]])
+            ref = np.stack([ref_emb(p) for p in sorted(right.rglob("*.png"))])
+            crops = [np.asarray(be.embed_aligned(read_image(out / "restored" / r)), np.float64)  # aligned crops
+                     for r in faces["restored_path"]]
+            direct = np.mean([np.max(ref @ c) for c in crops])
             assert scores[name]["lq"] == pytest.approx(direct, abs=1e-9)
     assert (scores["right"] > scores["wrong"] + 0.02).all(), (scores["right"], scores["wrong"])
     assert main(["evaluate", "--whole-photo", "--data", str(src), "--methods", "lq", "--metrics", "niqe,identity",

@@ -417,7 +417,9 @@ def evaluate_command(args: Any) -> Any:
         df = df.merge(ids, on=["photo", "method"], how="left")
         df["identity_faces"] = df["identity_faces"].fillna(0).astype(int)
         df["identity_reason"] = df["identity_reason"].fillna("")
-        label = f"ID({refs.backend.name})" if refs.backend.name != "insightface" else "IDS(ArcFace)"
+        from evaluation.identity import identity_labels
+
+        label = identity_labels(refs.backend.name)["identity_cos"]
         for method, g in df.groupby("method", sort=True):
             print(f"  {method}: {label} {g['identity'].mean():.4f} (cosine to the closest of {len(refs.used)} reference "
                   f"face(s), {int(g['identity_faces'].sum())} face(s) scored; higher is better)", file=sys.stderr)

@@ -3,11 +3,11 @@
 
 Conventions: ``DIR`` holds face images of the people who may appear in the photos (any layout, every image below
 it; aligned crops or photos: the largest detected face of each file is used; files without a face are listed and
-left out). Each restored face crop (and, for the ``input`` row, the method's aligned input crop) is embedded with
-the face-analysis backend (unit-norm vectors) and scored by its cosine similarity to the **closest** reference
-embedding, so a photo of several people is scored against each person's own references. A photo's value is the
-mean over its scored faces; ``identity_faces`` says how many faces were scored, and a face where no face is found
-in its crop is left out with a reason. The column is labelled with the backend (``ID(dlib)``/``IDS(ArcFace)``),
+left out). Each restored face crop (and, for the ``input`` row, the method's aligned input crop) is an aligned face,
+embedded as the ``identity`` metric's default ``aligned`` mode does (``backend.embed_aligned``: unit-norm vectors),
+and scored by its cosine similarity to the **closest** reference embedding, so a photo of several people is scored
+against each person's own references. A photo's value is the mean over its scored faces; ``identity_faces`` says
+how many faces were scored, and a crop that cannot be read or analysed is left out with a reason. The column is labelled with the backend (``ID(dlib)``/``IDS(ArcFace)``),
 as in the per-image tables.
 """
 
@@ -21,6 +21,7 @@ import pandas as pd
 
 from celebref.errors import CelebrefError, ConfigError
 from celebref.face import get_backend
+from celebref.face.base import largest
 from celebref.imageio import list_images, read_image
 
 __all__ = ["ReferenceEmbeddings", "score_faces"]
@@ -58,13 +59,20 @@ def embed_largest_face(backend: Any, path: str | Path) -> tuple[np.ndarray | Non
     """The unit-norm embedding of the largest face in the image at ``path`` (``None`` and a reason when none)."""
     try:
         img = read_image(path)
-        dets = backend.detect(img)
+        det = largest(backend.detect(img))
+        if det is None:
+            return None, "no face found"
+        return np.asarray(backend.embed(img, det), dtype=np.float64), ""
     except (CelebrefError, OSError, ValueError) as exc:
         return None, str(exc)
-    if not dets:
-        return None, "no face found"
-    det = max(dets, key=lambda d: (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
-    return np.asarray(backend.embed(img, det), dtype=np.float64), ""
+
+
+def embed_aligned_crop(backend: Any, path: str | Path) -> tuple[np.ndarray | None, str]:
+    """The unit-norm embedding of the aligned face crop at ``path`` (``None`` and a reason when it fails)."""
+    try:
+        return np.asarray(backend.embed_aligned(read_image(path)), dtype=np.float64), ""
+    except (CelebrefError, OSError, ValueError) as exc:
+        return None, str(exc)
 
 
 def score_faces(faces: pd.DataFrame, restored_root: Path, refs: ReferenceEmbeddings) -> pd.DataFrame:
@@ -78,7 +86,7 @@ def score_faces(faces: pd.DataFrame, restored_root: Path, refs: ReferenceEmbeddi
     values: dict[tuple[str, str], list[float]] = {}
     reasons: dict[tuple[str, str], list[str]] = {}
     for photo, method, rel in jobs:
-        emb, why = embed_largest_face(refs.backend, restored_root / rel)
+        emb, why = embed_aligned_crop(refs.backend, restored_root / rel)
         key = (photo, method)
         if emb is None:
             reasons.setdefault(key, []).append(f"{rel}: {why}")
