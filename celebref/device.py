@@ -21,7 +21,7 @@ from torch import nn
 from .errors import ConfigError
 from .precision import PRECISIONS, precision_context, set_exact_math, set_tf32_math
 
-__all__ = ["PRECISIONS", "autocast", "batched", "compile_module", "configure_backend", "convs_to_channels_last",
+__all__ = ["PRECISIONS", "autocast", "compile_module", "configure_backend", "convs_to_channels_last",
            "resolve_device", "set_exact_math", "set_tf32_math"]
 
 
@@ -89,10 +89,3 @@ def compile_module(module: nn.Module, **kwargs: Any) -> nn.Module:
     module.compile(**kwargs)
     return module
 
-
-def batched(items: list, batch_size: int) -> Iterator[list]:
-    """Consecutive chunks of ``items`` of at most ``batch_size``."""
-    if batch_size < 1:
-        raise ConfigError(f"batch size must be >= 1, got {batch_size}")
-    for i in range(0, len(items), batch_size):
-        yield items[i : i + batch_size]

@@ -323,15 +323,3 @@ def get_engine(name: str | Engine | None = "local", **options: Any) -> Engine:
         return name
     cls = ENGINES.get(name or "local")
     return cls(**options)
-
-
-def iter_batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    """Consecutive chunks of at most ``size`` items from any iterable."""
-    batch: list[T] = []
-    for it in items:
-        batch.append(it)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
