@@ -219,9 +219,6 @@ class Registry:
             out.append(e)
         return out
 
-    def aliases_of(self, name: str) -> tuple[str, ...]:
-        return self.entry(name).aliases
-
     @property
     def plugin_errors(self) -> dict[str, str]:
         self._load_plugins()

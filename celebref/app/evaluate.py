@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +46,7 @@ from celebref.app.restore import (
     is_inline,
     unverified_weights,
 )
-from celebref.app.summary import print_summary, summarize  # noqa: F401 (print_summary: re-exported)
+from celebref.app.summary import summarize
 from celebref.device import resolve_device
 from celebref.engine import Engine, get_engine
 from celebref.errors import ConfigError, WeightError
@@ -120,10 +119,6 @@ class MetricJournal:
 
 
 # --- evaluation --------------------------------------------------------------------------------
-
-def _nan_to_none(x):
-    return None if isinstance(x, float) and math.isnan(x) else x
-
 
 def evaluate(records: list[InputRecord], data_info: dict, cfg: EvalConfig) -> EvalResult:
     """Restore ``records`` with every method of ``cfg`` and score them; holds the lock on ``cfg.out`` meanwhile."""

@@ -287,11 +287,6 @@ def final_shape(rows: dict[str, dict], chunk: list[InputRecord], label: str, wsh
                                            None, wsha) for rec in chunk]
 
 
-def _chunks(items: list, size: int) -> list[list]:
-    size = max(1, int(size))
-    return [items[i:i + size] for i in range(0, len(items), size)]
-
-
 # -- the engine's entry points (module level: picklable by reference) --------------------------------------
 _WORKER: RestoreWorker | None = None
 

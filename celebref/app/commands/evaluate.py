@@ -53,7 +53,8 @@ def run(args: argparse.Namespace):
 
         whole_photo_batch_size(args)
         return evaluate_command(args)
-    from celebref.app.evaluate import EvalConfig, evaluate, print_summary
+    from celebref.app.evaluate import EvalConfig, evaluate
+    from celebref.app.summary import print_summary
     from celebref.device import resolve_device
     from celebref.testset import load_test_set
 
