@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from celebref.fsutil import atomic_write_bytes, sha256_bytes  # noqa: E402
 from celebref.imageio import encode_image, read_image, write_image  # noqa: E402
-from degradations.inputs import collect_inputs  # noqa: E402
+from celebref.testset import read_hq_set  # noqa: E402
 from degradations.presets import get_preset  # noqa: E402
 from degradations.synthesize import Job, synthesize  # noqa: E402
 
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         src = Path(args.input) if args.input else tmp / "hq"
         if not args.input:
             make_inputs(src, args.n)
-        inputs = collect_inputs(src)
+        inputs = read_hq_set(src)
         inputs.items = inputs.items[: args.n]
         paths = [Path(i.gt_path) for i in inputs.items]
         best_plain, best_par = float("inf"), float("inf")

@@ -18,7 +18,7 @@ from celebref.fsutil import atomic_write_bytes, sha256_bytes, sha256_file
 from celebref.imageio import decode_image, encode_image
 
 from .factors import PARAM_NAMES, is_untouched
-from .inputs import InputItem
+from celebref.testset import HQItem
 from .job import Job
 from .manifest import MANIFEST_COLUMNS, lq_relpath, native_relpath
 from .resize import downscaled_size
@@ -31,7 +31,7 @@ def relpath(path: str, out: str) -> str:
     return os.path.relpath(path, out).replace(os.sep, "/") if path else ""
 
 
-def base_row(item: InputItem, job: Job, out: str) -> dict[str, Any]:
+def base_row(item: HQItem, job: Job, out: str) -> dict[str, Any]:
     """The row of ``item`` before any work: rejected with the input's own reason (if any)."""
     row: dict[str, Any] = {c: None for c in MANIFEST_COLUMNS}
     row.update(id=item.id, identity=item.identity, gt_path=relpath(item.gt_path, out), gt_path_abs=item.gt_path,
@@ -57,7 +57,7 @@ def _reusable(previous: Mapping[str, Any] | None, gt_sha256: str, lq_rel: str, l
         and (not previous.get("lq_native_path") or os.path.isfile(os.path.join(out, str(previous["lq_native_path"]))))
 
 
-def process_item(item: InputItem, job: Job, out: str, previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def process_item(item: HQItem, job: Job, out: str, previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Degrade one input and write its LQ file; returns its manifest row. Never raises for a bad file:
     the row gets ``status = rejected`` and a ``reason``. A ``previous`` row (resume) is kept when the GT is
     unchanged and the LQ file on disk still has the recorded sha256."""
@@ -128,7 +128,7 @@ def init_worker(job_cfg: dict, out: str) -> None:
     _WORKER_OUT = out
 
 
-def degrade_batch(tasks: list[tuple[InputItem, dict | None]]) -> list[dict[str, Any] | Exception]:
+def degrade_batch(tasks: list[tuple[HQItem, dict | None]]) -> list[dict[str, Any] | Exception]:
     """Engine function: one manifest row per ``(item, previous row)``; an unexpected error (disk full, ...) is
     returned as that item's error."""
     if _WORKER_JOB is None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from celebref.fsutil import sha256_file, temp_path
 
-from .inputs import InputItem
+from celebref.testset import HQItem
 from .item import relpath
 
 __all__ = ["place", "write_refs"]
@@ -44,7 +44,7 @@ def place(src: str, dst: Path, mode: str) -> None:
         raise
 
 
-def write_refs(out: Path, rows: list[dict], items: dict[str, InputItem], mode: str) -> list[str]:
+def write_refs(out: Path, rows: list[dict], items: dict[str, HQItem], mode: str) -> list[str]:
     """Fill ``refs/<id>/{images,landmarks}`` for every OK row of an identity; returns SpecificLists lines.
     Sets ``n_refs``, ``ref_dir`` and ``ref_landmark_dir`` of the rows; an LQ with fewer than 2 references
     (DMDNet skips those) gets no folder and no line."""

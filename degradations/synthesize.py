@@ -41,7 +41,7 @@ from celebref.provenance import versions
 from celebref.tabular import write_table
 
 from .grid import grid_cells, parse_grid
-from .inputs import InputSet, collect_inputs
+from celebref.testset import HQSet, read_hq_set
 from .item import base_row, degrade_batch, init_worker, process_item
 from .job import FORMAT_VERSION, Job
 from .manifest import JOURNAL, MANIFEST_COLUMNS, json_default, lq_relpath, manifest_frame, native_relpath, read_previous
@@ -77,7 +77,7 @@ def untouched_summary(df: pd.DataFrame) -> dict[str, Any]:
     return {"count": len(ids), "ids": ids, "redrawn": int((ok["redraws"] > 0).sum())}
 
 
-def synthesize(inputs: InputSet | str | os.PathLike, out: str | os.PathLike, job: Job, workers: int = 1, overwrite: bool = False,
+def synthesize(inputs: HQSet | str | os.PathLike, out: str | os.PathLike, job: Job, workers: int = 1, overwrite: bool = False,
                refs: str = "link", command: str = "", desc: str = "degrade", engine: str | Engine = "local") -> pd.DataFrame:
     """Degrade every input into ``out`` (layout in :mod:`degradations.manifest`) and return the manifest.
 
@@ -89,18 +89,18 @@ def synthesize(inputs: InputSet | str | os.PathLike, out: str | os.PathLike, job
         raise ConfigError(f"refs must be link, copy or none, got {refs!r}")
     if int(workers) < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
-    if not isinstance(inputs, InputSet):
-        inputs = collect_inputs(inputs)
+    if not isinstance(inputs, HQSet):
+        inputs = read_hq_set(inputs)
     out = Path(out).resolve()
     with lock_folder(out, command=command or "degradations.synthesize"):
         return _synthesize(inputs, out, job, int(workers), overwrite, refs, command, desc, engine)
 
 
-def _synthesize(inputs: InputSet, out: Path, job: Job, workers: int, overwrite: bool, refs: str, command: str, desc: str,
+def _synthesize(inputs: HQSet, out: Path, job: Job, workers: int, overwrite: bool, refs: str, command: str, desc: str,
                 engine: str | Engine) -> pd.DataFrame:
     inside = {it.gt_path for it in inputs.items if Path(it.gt_path).is_relative_to(out)}
     if inside:  # our own outputs when out lies inside a plain input folder
-        inputs = InputSet(inputs.kind, inputs.root, inputs.grouped, [it for it in inputs.items if it.gt_path not in inside])
+        inputs = HQSet(inputs.kind, inputs.root, inputs.grouped, [it for it in inputs.items if it.gt_path not in inside])
     remove_stale_temps(out)  # left by a run killed mid-write (we hold the lock: no one else writes here)
     cfg = job.config()
     meta_path = out / "degrade.json"
@@ -158,7 +158,7 @@ def _synthesize(inputs: InputSet, out: Path, job: Job, workers: int, overwrite: 
     return df
 
 
-def synthesize_grid(inputs: InputSet, out: str | os.PathLike, job: Job, grid: Mapping[str, list[Any]], **kwargs: Any) -> pd.DataFrame:
+def synthesize_grid(inputs: HQSet, out: str | os.PathLike, job: Job, grid: Mapping[str, list[Any]], **kwargs: Any) -> pd.DataFrame:
     """One LQ set per grid cell under ``<out>/<cell>/`` plus ``<out>/grid.parquet``/``.csv``
     (cell, folder, one column per factor, n_ok, n_untouched). Other factors keep their per-image draws."""
     out = Path(out)

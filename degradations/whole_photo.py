@@ -32,7 +32,7 @@ def whole_photo_options(job: Any, options: dict[str, Any]) -> dict[str, Any]:
 
 
 def synthesize_photos(inputs: Any, out: Any, job: Any, **options: Any) -> Any:
-    """Degrade every photo of ``inputs`` (a folder, manifest or :class:`degradations.inputs.InputSet`) into ``out``;
+    """Degrade every photo of ``inputs`` (a folder, manifest or :class:`celebref.testset.HQSet`) into ``out``;
     returns the manifest (one row per photo, rejections with their reason)."""
     from .synthesize import synthesize
 

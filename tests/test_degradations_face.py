@@ -119,9 +119,9 @@ def test_gfpgan_preset_on_a_real_face_step_by_step(face):
 
 
 def test_mini_layout_gives_specific_lists_without_the_own_image(mini_dir, tmp_path):
-    from degradations.inputs import collect_inputs
+    from celebref.testset import read_hq_set
 
-    inputs = collect_inputs(mini_dir)
+    inputs = read_hq_set(mini_dir)
     inputs.items = [i for i in inputs.items if i.identity in ("00075", "00086")]  # keep it small
     pipe, overrides = get_preset("dfdnet")
     df = synthesize(inputs, tmp_path / "out", Job(pipe, "dfdnet", 0, overrides), workers=1, refs="copy")

@@ -19,7 +19,7 @@ import pytest
 from celebref.app.cli import main as cli_main
 from celebref.errors import ConfigError
 from celebref.imageio import read_image, write_image
-from degradations.inputs import collect_inputs
+from celebref.testset import read_hq_set
 from degradations.presets import get_preset
 from degradations.synthesize import JOURNAL, Job, parse_grid, synthesize, synthesize_grid
 
@@ -235,7 +235,7 @@ def test_native_size_output(dataset, tmp_path):
 
 def test_grid_gives_one_set_per_combination_with_shared_draws(dataset, tmp_path):
     grid = parse_grid(["scale=2,4", "jpeg=none,50"])
-    table = synthesize_grid(collect_inputs(dataset), tmp_path / "g", job("dfdnet"), grid, refs="none")
+    table = synthesize_grid(read_hq_set(dataset), tmp_path / "g", job("dfdnet"), grid, refs="none")
     assert list(table["cell"]) == ["scale-2_jpeg-none", "scale-2_jpeg-50", "scale-4_jpeg-none", "scale-4_jpeg-50"]
     assert (tmp_path / "g" / "grid.csv").is_file() and (tmp_path / "g" / "grid.parquet").is_file()
     frames = {c: pd.read_parquet(tmp_path / "g" / c / "manifest.parquet").query("status == 'ok'").set_index("id") for c in table["cell"]}
@@ -251,7 +251,7 @@ def test_grid_gives_one_set_per_combination_with_shared_draws(dataset, tmp_path)
 
 def test_fixed_preset_grid_over_blur_uses_a_kernel_that_fits_each_sigma(dataset, tmp_path):
     pipe, overrides = get_preset("fixed", scale=2)
-    table = synthesize_grid(collect_inputs(dataset), tmp_path / "g", Job(pipe, "fixed", 0, overrides), parse_grid(["blur=0,1,2.5"]), refs="none")
+    table = synthesize_grid(read_hq_set(dataset), tmp_path / "g", Job(pipe, "fixed", 0, overrides), parse_grid(["blur=0,1,2.5"]), refs="none")
     sets = {c: pd.read_parquet(tmp_path / "g" / c / "manifest.parquet").query("status == 'ok'").set_index("id") for c in table["cell"]}
     assert list(sets) == ["blur-0", "blur-1", "blur-2.5"]
     assert (~sets["blur-0"]["blur_applied"]).all() and (sets["blur-0"]["blur_sigma"] == 0).all()
@@ -288,12 +288,12 @@ def test_inputs_from_a_manifest_and_a_plain_folder(dataset, tmp_path):
     rows.append({"path": "images/00000/404.png", "identity": "00000", "kind": "hq", "landmarks": ""})
     pd.DataFrame(rows).to_csv(dataset / "list.csv", index=False)
     try:
-        s = collect_inputs(dataset / "list.csv")
+        s = read_hq_set(dataset / "list.csv")
     finally:
         (dataset / "list.csv").unlink()
     assert s.grouped and [i.id for i in s.items] == ["00000/0", "00000/1", "00000/2", "00000/404"]
     assert s.items[-1].reason == "missing_file" and s.items[0].landmarks_path.endswith("0.png.txt")
-    plain = collect_inputs(dataset / "images")
+    plain = read_hq_set(dataset / "images")
     assert not plain.grouped and plain.items[0].id == "00000/0" and plain.items[0].identity == ""
 
 

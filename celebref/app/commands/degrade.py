@@ -161,7 +161,7 @@ def run(args: argparse.Namespace):
     import pandas as pd
 
     from celebref.lock import lock_folder
-    from degradations.inputs import collect_inputs
+    from celebref.testset import read_hq_set
     from degradations.synthesize import Job, parse_grid, synthesize, synthesize_grid, untouched_summary
 
     if args.seed < 0:
@@ -171,7 +171,7 @@ def run(args: argparse.Namespace):
     preset, recipe = _recipe(args)
     job = Job(recipe.pipeline, preset, args.seed, dict(recipe.overrides), args.lq_size, args.redraw_untouched)
     grid = parse_grid(args.grid) if args.grid else None
-    inputs = collect_inputs(args.input, split=args.split)
+    inputs = read_hq_set(args.input, split=args.split)
     options = {k: v for k, v in sorted(vars(args).items()) if k not in ("func", "command")}
     command = "celebref degrade " + " ".join(f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in options.items()
                                              if v is not None and v is not False and k != "grid"
