@@ -15,13 +15,13 @@ from __future__ import annotations
 from typing import Any
 
 from celebref.errors import ConfigError
-from celebref.params import build_params, parse_spec, split_spec_list
+from celebref.params import build_params, parse_spec
 from celebref.registry import Registry
 
 from .base import RestorationMethod
 
 __all__ = ["EXTERNAL", "EXTERNAL_FORM", "METHODS", "create_method", "method_class", "method_names",
-           "parse_method_spec", "split_method_list"]
+           "parse_method_spec"]
 
 EXTERNAL = "baselines.external:ExternalMethod"
 EXTERNAL_FORM = "external:LABEL=<folder>"
@@ -52,9 +52,6 @@ METHODS.register("lq", "baselines.classical:LQMethod",
 METHODS.register("bicubic", "baselines.classical:BicubicMethod",
                  description="native-resolution LQ upsampled with OpenCV bicubic (INTER_CUBIC)",
                  tags=("classical",))
-
-#: ``--methods`` lists are split like every other spec list (``codeformer:w=0.5,lq`` -> two specs)
-split_method_list = split_spec_list
 
 
 def method_names() -> list[str]:

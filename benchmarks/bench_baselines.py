@@ -32,7 +32,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from baselines.base import RestoreItem  # noqa: E402
-from baselines.registry import create_method, split_method_list  # noqa: E402
+from baselines.registry import create_method  # noqa: E402
+from celebref.params import split_spec_list  # noqa: E402
 from celebref.device import resolve_device  # noqa: E402
 
 
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(info), flush=True)
     sizes = [int(s) for s in a.batch_sizes.split(",") if s.strip()]
     out = {"info": info, "results": [bench(s, sizes, a.repeats, a.warmup, device, a.precision, a.weights)
-                                     for s in split_method_list(a.methods)]}
+                                     for s in split_spec_list(a.methods)]}
     if a.json:
         from celebref.fsutil import atomic_write_text
 

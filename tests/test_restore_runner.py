@@ -11,7 +11,8 @@ import pytest
 
 from baselines.base import STATUS_ERROR, STATUS_OK, RestorationMethod, RestoreResult
 from celebref.testset import read_inputs
-from baselines.registry import create_method, parse_method_spec, split_method_list
+from baselines.registry import create_method, parse_method_spec
+from celebref.params import split_spec_list
 from celebref.app.restore import RestoreRunner, safe_id_path
 from celebref.errors import CelebrefError, ConfigError, UnknownNameError
 from celebref.imageio import read_image, write_image
@@ -132,7 +133,7 @@ def test_specific_list_with_wrong_field_count(tmp_path: Path) -> None:
 def test_method_specs_and_did_you_mean() -> None:
     assert parse_method_spec("codeformer:w=0.7") == ("codeformer", {"w": 0.7})
     assert parse_method_spec("external:mine=/tmp/x") == ("external", {"label": "mine", "folder": "/tmp/x"})
-    assert split_method_list("dmdnet,codeformer:w=0.7,x=1,dfdnet") == ["dmdnet", "codeformer:w=0.7,x=1", "dfdnet"]
+    assert split_spec_list("dmdnet,codeformer:w=0.7,x=1,dfdnet") == ["dmdnet", "codeformer:w=0.7,x=1", "dfdnet"]
     with pytest.raises(UnknownNameError, match="did you mean 'dmdnet'"):
         create_method("dmdnte")
     with pytest.raises(ConfigError, match="external:LABEL"):

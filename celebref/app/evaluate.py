@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from baselines.registry import create_method, split_method_list
+from baselines.registry import create_method
 from celebref.app.outcome import Outcome
 from celebref.app.metric_worker import (
     FeatureMoments,
@@ -47,6 +47,7 @@ from celebref.app.restore import (
     unverified_weights,
 )
 from celebref.app.summary import summarize
+from celebref.params import split_spec_list
 from celebref.device import resolve_device
 from celebref.engine import Engine, get_engine
 from celebref.errors import ConfigError, WeightError
@@ -141,7 +142,7 @@ def _evaluate(records: list[InputRecord], data_info: dict, cfg: EvalConfig) -> E
     missing_gt = [r.id for r in records if r.gt_path is None]
 
     # methods (lq is always a reference row)
-    specs = split_method_list(",".join(cfg.methods)) if cfg.methods else []
+    specs = split_spec_list(",".join(cfg.methods)) if cfg.methods else []
     if "lq" not in [s.split(":")[0] for s in specs]:
         specs = ["lq"] + specs
     common = dict(device=cfg.device, precision=cfg.precision, landmark_policy=cfg.landmark_policy)
@@ -261,7 +262,7 @@ def _outcome(per_image: pd.DataFrame, metrics, dataset_rows: list[dict], skipped
                f"metric value (see per_image.csv, columns status and reason)" for meth, n in per_image[bad].groupby("method").size().items()]
     nan_dataset = [d for d in dataset_rows if not np.isfinite(d["value"])]
     details += [f"{d['metric']} for {d['method']}: not computed from {d['n']} output(s)" for d in nan_dataset]
-    requested_methods = [s for s in (split_method_list(",".join(cfg.methods)) if cfg.methods else []) if s.split(":")[0] != "lq"]
+    requested_methods = [s for s in (split_spec_list(",".join(cfg.methods)) if cfg.methods else []) if s.split(":")[0] != "lq"]
     n_skipped = {k: sum(1 for s in skipped if s["kind"] == k) for k in ("method", "metric")}
     all_skipped = (bool(requested_methods) and n_skipped["method"] >= len(requested_methods)) or \
         (bool(cfg.metrics) and n_skipped["metric"] >= len(cfg.metrics))

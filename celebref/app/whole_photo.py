@@ -334,7 +334,8 @@ def run_command(args: Any) -> Any:
     """``celebref restore --whole-photo``: the CLI entry (flags as in :mod:`celebref.app.commands.restore`)."""
     import sys
 
-    from baselines.registry import create_method, split_method_list
+    from baselines.registry import create_method
+    from celebref.params import split_spec_list
     from celebref.lock import lock_folder
     from celebref.provenance import command_line, now, versions
 
@@ -344,7 +345,7 @@ def run_command(args: Any) -> Any:
         raise ConfigError("--min-face-size must be >= 0")
     photos = collect_photos(args.input)
     common = dict(device=args.device, precision=args.precision, landmark_policy=args.landmark_policy)
-    methods = [create_method(s, **common) for s in split_method_list(args.methods)]
+    methods = [create_method(s, **common) for s in split_spec_list(args.methods)]
     for m in methods:
         alignment_of(m)
         if not m.loaded:

@@ -121,7 +121,8 @@ def run(args: argparse.Namespace):
 
         with allowing_unverified(True) if args.allow_unverified_weights else contextlib.nullcontext():
             return run_command(args)
-    from baselines.registry import create_method, split_method_list
+    from baselines.registry import create_method
+    from celebref.params import split_spec_list
     from celebref.app.outcome import Outcome
     from celebref.app.restore import RestoreRunner, failures, summarize_status, unverified_weights
     from celebref.fsutil import atomic_write_json
@@ -133,7 +134,7 @@ def run(args: argparse.Namespace):
     test_set = read_test_set(args.input, list_format=args.list_format)
     records = test_set.records
     common = dict(device=args.device, precision=args.precision, landmark_policy=args.landmark_policy)
-    methods = [create_method(s, **common) for s in split_method_list(args.methods)]
+    methods = [create_method(s, **common) for s in split_spec_list(args.methods)]
     allow = allowing_unverified(True) if args.allow_unverified_weights else contextlib.nullcontext()
     with allow, lock_folder(args.out, command=command_line()):
         engine = method_engine(args, methods[0].device if methods else args.device)
