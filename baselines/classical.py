@@ -4,9 +4,10 @@
 * ``bicubic``: the test set's native-resolution LQ (``RestoreItem.native``) upsampled to the input size with
   OpenCV's ``cv2.resize(..., interpolation=cv2.INTER_CUBIC)`` (Keys cubic convolution, a = -0.75,
   half-pixel centres, no antialiasing; arrays are RGB uint8, which OpenCV resizes per channel).
-  When the test set has no native-resolution LQ (``native is None``) the image gets status ``error`` with
-  reason ``"test set has no native-resolution LQ"``: returning the input instead would silently duplicate
-  the ``lq`` row under another name.
+  When the test set has no native-resolution LQ for an image (``native is None``: a plain folder of LQ images,
+  a whole-photo face, a degrade draw that skipped the downscale) the LQ itself is the bicubic input: it is
+  already at the output size, so the output is the LQ unchanged. That row gets status ``fallback_input`` with
+  the reason :data:`NO_NATIVE_REASON`, so it is recorded and never silently passes for an upsampling.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from typing import ClassVar
 import cv2
 import numpy as np
 
-from baselines.base import STATUS_ERROR, RestorationMethod, RestoreItem, RestoreResult
+from baselines.base import STATUS_ERROR, STATUS_FALLBACK_INPUT, RestorationMethod, RestoreItem, RestoreResult
 
-NO_NATIVE_REASON = "test set has no native-resolution LQ"
+NO_NATIVE_REASON = "no native-resolution LQ for this image: the LQ itself (already at the output size) is the output"
 
 
 class LQMethod(RestorationMethod):
@@ -37,14 +38,15 @@ def bicubic_upsample(native: np.ndarray, height: int, width: int) -> np.ndarray:
 
 class BicubicMethod(RestorationMethod):
     name: ClassVar[str] = "bicubic"
-    description: ClassVar[str] = "native-resolution LQ upsampled with OpenCV bicubic (INTER_CUBIC)"
+    description: ClassVar[str] = ("native-resolution LQ upsampled with OpenCV bicubic (INTER_CUBIC); "
+                                  "the LQ itself where there is no native LQ (recorded)")
     input_size: ClassVar[int | None] = None
 
     def _restore(self, items: list[RestoreItem]) -> list[RestoreResult]:
         results = []
         for it in items:
             if it.native is None:
-                results.append(RestoreResult(it.id, None, STATUS_ERROR, NO_NATIVE_REASON))
+                results.append(RestoreResult(it.id, np.array(it.image, copy=True), STATUS_FALLBACK_INPUT, NO_NATIVE_REASON))
                 continue
             nat = np.asarray(it.native)
             if nat.dtype != np.uint8 or nat.ndim != 3 or nat.shape[2] != 3 or min(nat.shape[:2]) < 1:

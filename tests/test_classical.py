@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from baselines.base import STATUS_ERROR, STATUS_MISSING, STATUS_OK, RestoreItem
+from baselines.base import STATUS_ERROR, STATUS_FALLBACK_INPUT, STATUS_MISSING, STATUS_OK, RestoreItem
 from baselines.classical import NO_NATIVE_REASON, BicubicMethod, LQMethod
 from baselines.external import ExternalMethod
 from baselines.registry import create_method
@@ -42,10 +42,14 @@ def test_bicubic_is_opencv_inter_cubic_of_the_native_lq():
     np.testing.assert_array_equal(swapped.image, r.image[:, :, ::-1])
 
 
-def test_bicubic_without_native_lq_is_a_recorded_error():
-    res = BicubicMethod().restore([RestoreItem("x", _img(5)), RestoreItem("y", _img(6), native=np.zeros((8, 8), np.uint8))])
-    assert [r.status for r in res] == [STATUS_ERROR, STATUS_ERROR]
-    assert res[0].reason == NO_NATIVE_REASON and res[0].image is None
+def test_bicubic_without_native_lq_uses_the_lq_itself_and_says_so():
+    """Issue 21.1: every input gets a bicubic row; without a native LQ the LQ itself is the output, recorded."""
+    x = _img(5)
+    res = BicubicMethod().restore([RestoreItem("x", x), RestoreItem("y", _img(6), native=np.zeros((8, 8), np.uint8))])
+    assert [r.status for r in res] == [STATUS_FALLBACK_INPUT, STATUS_ERROR]
+    assert res[0].reason == NO_NATIVE_REASON
+    np.testing.assert_array_equal(res[0].image, x)
+    assert res[0].image is not x  # a copy: the method never hands out its input buffer
     assert "RGB uint8" in res[1].reason
 
 
@@ -105,3 +109,25 @@ def test_external_ambiguous_and_bad_configuration(tmp_path, results_dir):
         ExternalMethod("a/b", results_dir)
     with pytest.raises(ConfigError):
         create_method("external:nofolder")
+
+
+def test_bicubic_scores_every_image_of_a_folder_without_native_lq(tmp_path, monkeypatch):
+    """Issue 21.1: on a plain LQ/GT folder pair (no native-resolution LQ) ``bicubic`` used to fail on every image
+    (exit 3, lq averaged over n images and bicubic over none); now every image has a row, recorded, exit 0."""
+    import pandas as pd
+
+    from celebref.app.cli import main
+
+    for i in range(3):
+        write_image(tmp_path / "gt" / f"{i}.png", _img(i, 32, 32))
+        write_image(tmp_path / "lq" / f"{i}.png", (_img(i, 32, 32) // 2).astype(np.uint8))
+    monkeypatch.chdir(tmp_path)
+    assert main(["evaluate", "--lq", "lq", "--gt", "gt", "--methods", "bicubic", "--metrics", "psnr",
+                 "--device", "cpu", "--out", "run"]) == 0
+    per = pd.read_csv(tmp_path / "run" / "per_image.csv", keep_default_na=False)
+    bic = per[per["method"] == "bicubic"]
+    lq = per[per["method"] == "lq"]
+    assert len(bic) == len(lq) == 3
+    assert set(bic["status"]) == {STATUS_FALLBACK_INPUT} and set(bic["reason"]) == {NO_NATIVE_REASON}
+    # the LQ itself: the same PSNR as the lq row, image by image
+    assert list(bic.sort_values("id")["psnr"]) == list(lq.sort_values("id")["psnr"])
