@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import skip_without_shared
+
 
 def golden_weights(synth_weights, root: Path, report: dict) -> dict[str, torch.Tensor]:
     """Synthetic weights of ``root/spec.json`` with the report's salt and scale adjustments (regex -> factor);
@@ -31,7 +33,7 @@ def first_golden_case(root: Path, method_cls, synth_weights):
     """(report, arrays, method built from the golden weights) of the first ``case_*`` in ``root``."""
     reports = sorted(root.glob("case_*.report.json"))
     if not reports:
-        pytest.skip(f"no golden cases in {root}")
+        skip_without_shared(f"no golden cases in {root}")
     report_path = reports[0]
     report = json.loads(report_path.read_text())
     arrays = dict(np.load(report_path.with_name(report_path.name.replace(".report.json", ".npz"))))

@@ -22,10 +22,14 @@ from baselines.codeformer.method import CodeFormerMethod
 from baselines.registry import create_method
 from celebref.errors import ConfigError, WeightError
 
-# README "Recommended acceptance" for float32
-TOL_W0_MAX, TOL_W_POS_MAX, TOL_MEAN = 5e-5, 5e-4, 1e-5
-TOL_LOGITS, TOL_LQ_FEAT = 1e-4, 1e-4
-TOL_UINT8_FRAC_OFF_BY_ONE = 1e-3  # same acceptance as the GFPGAN golden for uint8 images
+from _golden_acceptance import codeformer_acceptance, gfpgan_acceptance
+
+
+@pytest.fixture(scope="module")
+def tol(golden_dir) -> dict[str, float]:
+    """The README's "Recommended acceptance" for float32 (read at run time: it was raised for w > 0 after a
+    cross-CPU measurement); uint8 images follow the GFPGAN golden's rule, which this README defers to."""
+    return {**codeformer_acceptance(golden_dir), "uint8_frac_off_by_one": gfpgan_acceptance(golden_dir)["uint8_frac_off_by_one"]}
 
 
 def _w_of(key: str) -> float:
@@ -51,7 +55,7 @@ def test_state_dict_layout_matches_official_spec(golden_dir):
 
 
 @pytest.mark.golden
-def test_golden_forward_every_w(golden):
+def test_golden_forward_every_w(golden, tol):
     report, arrays, method = golden
     x = torch.from_numpy(arrays["input"])
     assert report["ws"], "fixture lists no fidelity weights"
@@ -61,15 +65,15 @@ def test_golden_forward_every_w(golden):
             out, extras = method.net(x, w=w, adain_codes=True, return_extras=True)
         diff = (out - torch.from_numpy(arrays[f"output_{key}"])).abs()
         print(f"codeformer golden w={w}: max|d|={diff.max().item():.3g} mean|d|={diff.mean().item():.3g}")
-        assert diff.max().item() <= (TOL_W0_MAX if w == 0 else TOL_W_POS_MAX), key
-        assert diff.mean().item() <= TOL_MEAN, key
+        assert diff.max().item() <= (tol["w0_max"] if w == 0 else tol["w_pos_max"]), key
+        assert diff.mean().item() <= tol["mean"], key
         assert torch.equal(extras["top_idx"], torch.from_numpy(arrays["top_idx"])), key
-        assert (extras["logits"] - torch.from_numpy(arrays["logits"])).abs().max().item() <= TOL_LOGITS
-        assert (extras["lq_feat"] - torch.from_numpy(arrays["lq_feat"])).abs().max().item() <= TOL_LQ_FEAT
+        assert (extras["logits"] - torch.from_numpy(arrays["logits"])).abs().max().item() <= tol["logits"]
+        assert (extras["lq_feat"] - torch.from_numpy(arrays["lq_feat"])).abs().max().item() <= tol["lq_feat"]
 
 
 @pytest.mark.golden
-def test_method_batch_matches_golden_and_isolates_bad_items(golden):
+def test_method_batch_matches_golden_and_isolates_bad_items(golden, tol):
     report, arrays, method = golden
     lq = arrays["lq_rgb_uint8"]
     key = next(k for k in report["ws"] if _w_of(k) > 0)  # exercise the fusion path
@@ -80,7 +84,7 @@ def test_method_batch_matches_golden_and_isolates_bad_items(golden):
     assert [r.status for r in res] == [STATUS_OK, STATUS_ERROR, STATUS_OK]
     assert "RGB uint8" in res[1].reason
     off = np.abs(res[0].image.astype(int) - arrays[f"output_{key}_rgb_uint8"].astype(int))
-    assert off.max() <= 1 and (off > 0).mean() <= TOL_UINT8_FRAC_OFF_BY_ONE
+    assert off.max() <= 1 and (off > 0).mean() <= tol["uint8_frac_off_by_one"]
     assert res[2].image.shape == lq.shape and res[2].image.dtype == np.uint8
 
 
