@@ -1,0 +1,91 @@
+"""The NTIRE 2025 real-world face restoration score (evaluation.ntire2025) against eval.py's formula, with values
+computed by hand (eval.py read at zhengchen1999/NTIRE2025_RealWorld_Face_Restoration@3b1903d3)."""
+
+from __future__ import annotations
+
+import pytest
+
+from celebref.errors import ConfigError
+from evaluation.ntire2025 import COUNTS, THRESHOLDS, ntire2025_score, score_terms
+
+
+def _row(s, niqe, clip, maniqa, musiq, idsim, **extra):
+    return {"set": s, "NIQE": niqe, "CLIP_IQA": clip, "MANIQA": maniqa, "MUSIQ": musiq, "ID_Sim": idsim, **extra}
+
+
+ROWS = [
+    # LFW-Test, threshold 0.6: one image below (0.55)
+    _row("LFW-Test", 4.0, 0.6, 0.5, 70.0, 0.70),
+    _row("LFW-Test", 6.0, 0.4, 0.3, 50.0, 0.55),
+    # CelebChild-Test (declared 50 images), threshold 0.6: both below
+    _row("CelebChild-Test", 3.0, 0.8, 0.6, 80.0, 0.30),
+    _row("CelebChild-Test", 5.0, 0.6, 0.4, 60.0, 0.20),
+    # Wider-Test, threshold 0.3: 0.3 is not below (strict <), 0.1 is
+    _row("Wider-Test", 8.0, 0.2, 0.1, 30.0, 0.30),
+    _row("Wider-Test", 10.0, 0.4, 0.3, 50.0, 0.10),
+]
+
+
+def test_constants_are_eval_py_s():
+    assert THRESHOLDS == {"CelebA": 0.5, "LFW-Test": 0.6, "CelebChild-Test": 0.6, "Wider-Test": 0.3,
+                          "WebPhoto-Test": 0.3}
+    assert COUNTS == {"CelebA": 100, "LFW-Test": 100, "CelebChild-Test": 50, "WebPhoto-Test": 100, "Wider-Test": 100}
+
+
+def test_known_answer_without_qalign():
+    r = ntire2025_score(ROWS, fid=40.0)
+    # per-set means and low-identity counts
+    assert r.per_set["LFW-Test"]["NIQE"] == pytest.approx(5.0)
+    assert r.per_set["LFW-Test"]["ID_Sim"] == pytest.approx(0.625)
+    assert r.per_set["LFW-Test"]["low_ID_Sim"] == 1
+    assert r.per_set["CelebChild-Test"]["low_ID_Sim"] == 2
+    assert r.per_set["Wider-Test"]["low_ID_Sim"] == 1
+    assert r.per_set["Wider-Test"]["MUSIQ"] == pytest.approx(40.0)
+    # overall = sum(mean_s * declared_s) / sum(declared_s), declared 100, 50, 100 -> /250
+    assert r.overall["NIQE"] == pytest.approx((5.0 * 100 + 4.0 * 50 + 9.0 * 100) / 250)      # 6.4
+    assert r.overall["CLIP_IQA"] == pytest.approx((0.5 * 100 + 0.7 * 50 + 0.3 * 100) / 250)  # 0.46
+    assert r.overall["MANIQA"] == pytest.approx((0.4 * 100 + 0.5 * 50 + 0.2 * 100) / 250)    # 0.34
+    assert r.overall["MUSIQ"] == pytest.approx((60.0 * 100 + 70.0 * 50 + 40.0 * 100) / 250)  # 54.0
+    assert r.overall["ID_Sim"] == pytest.approx((0.625 * 100 + 0.25 * 50 + 0.2 * 100) / 250)  # 0.38
+    assert r.overall["low_ID_Sim"] == 4
+    # weighted: (100-40)/100 + (10-6.4)/10 + 0.46 + 0.34 + 54/100 = 0.6 + 0.36 + 0.46 + 0.34 + 0.54
+    assert r.weighted["FID"] == pytest.approx(0.6)
+    assert r.weighted["NIQE"] == pytest.approx(0.36)
+    assert r.weighted["MUSIQ"] == pytest.approx(0.54)
+    assert "ID_Sim" not in r.weighted and "QALIGN" not in r.weighted
+    assert r.total == pytest.approx(2.30)
+    assert not r.qalign and any("Q-Align absent" in n for n in r.notes)
+    assert any("CelebA" in n and "absent" in n for n in r.notes)
+
+
+def test_qalign_term_and_clipping():
+    rows = [{**x, "QALIGN": q} for x, q in zip(ROWS, (4.0, 3.0, 5.0, 3.0, 2.0, 1.0))]
+    r = ntire2025_score(rows, fid=130.0)
+    # Q-Align per set: 3.5, 4.0, 1.5 -> (350 + 200 + 150) / 250 = 2.8 -> 2.8 / 5 = 0.56; FID > 100 clips to 0
+    assert r.qalign and r.overall["QALIGN"] == pytest.approx(2.8)
+    assert r.weighted["QALIGN"] == pytest.approx(0.56)
+    assert r.weighted["FID"] == 0.0
+    assert r.total == pytest.approx(0.0 + 0.36 + 0.46 + 0.34 + 0.54 + 0.56)
+    assert not any("Q-Align absent" in n for n in r.notes)
+    assert score_terms({"NIQE": 12.0, "MUSIQ": 50.0})["NIQE"] == 0.0  # max(0, (10 - 12) / 10)
+
+
+def test_actual_weights_and_our_column_names():
+    rows = [{"set": x["set"], "niqe": x["NIQE"], "pyiqa_clipiqa": x["CLIP_IQA"], "pyiqa_maniqa": x["MANIQA"],
+             "pyiqa_musiq": x["MUSIQ"], "identity_input_cos": x["ID_Sim"]} for x in ROWS]
+    r = ntire2025_score(rows, fid=None, weights="actual")
+    assert r.overall["NIQE"] == pytest.approx((5.0 + 4.0 + 9.0) / 3)  # 2 images each
+    assert "FID" not in r.weighted and any("FID not computed" in n for n in r.notes)
+    assert r.total == pytest.approx(sum(v for k, v in r.weighted.items() if k != "Total"))
+
+
+def test_bad_input_is_a_clear_error():
+    with pytest.raises(ConfigError, match="no identity threshold"):
+        ntire2025_score([_row("MyPhotos", 4, 0.5, 0.5, 50, 0.5)], fid=10)
+    r = ntire2025_score([_row("MyPhotos", 4, 0.5, 0.5, 50, 0.5)], fid=10, thresholds={"MyPhotos": 0.4},
+                        weights="actual")
+    assert r.per_set["MyPhotos"]["low_ID_Sim"] == 0
+    with pytest.raises(ConfigError, match="lacks MUSIQ"):
+        ntire2025_score([{"set": "LFW-Test", "NIQE": 4, "CLIP_IQA": 0.5, "MANIQA": 0.5, "ID_Sim": 0.9}], fid=10)
+    with pytest.raises(ConfigError, match="weights"):
+        ntire2025_score(ROWS, fid=1, weights="bogus")
