@@ -89,3 +89,20 @@ def test_bad_input_is_a_clear_error():
         ntire2025_score([{"set": "LFW-Test", "NIQE": 4, "CLIP_IQA": 0.5, "MANIQA": 0.5, "ID_Sim": 0.9}], fid=10)
     with pytest.raises(ConfigError, match="weights"):
         ntire2025_score(ROWS, fid=1, weights="bogus")
+
+
+def test_profile_entry():
+    from celebref.registry import load_target
+    from evaluation.fid import reference_name
+    from evaluation.profiles import get_profile
+    from evaluation.registry import METRICS
+
+    p = get_profile("ntire2025")
+    assert p.default_metrics == ("niqe", "clip-iqa", "maniqa", "musiq", "identity-input", "fid")
+    # identity-input (AdaFace identity to the LQ input) is issue 20.3's metric; every other one is registered here
+    assert all(m in METRICS for m in p.default_metrics if m != "identity-input")
+    assert reference_name(p.fid_reference) == "ffhq-512"
+    assert load_target(p.score) is ntire2025_score
+    d = p.describe()
+    assert d["fid_reference"] == "ffhq-512" and any("Q-Align" in n for n in d["notes"])
+    assert "fid reference: ffhq-512" in p.summary()
