@@ -156,3 +156,38 @@ def ntire2025_score(rows: Iterable[Mapping[str, Any]], fid: float | None, *,
         notes.append("FID not computed: the weighted score has no FID term")
     weighted = score_terms(overall)
     return NtireScore(per_set, overall, weighted, notes, qalign)
+
+
+def set_name(text: str) -> str:
+    """The challenge's spelling of a test-set name (``lfw-test``, ``LFW_Test`` -> ``LFW-Test``; ``wider-test`` ->
+    ``Wider-Test``; our dataset names included); other names are returned unchanged."""
+    key = str(text).strip().lower().replace("_", "-")
+    known = {k.lower(): k for k in THRESHOLDS}
+    return known.get(key, known.get(key + "-test", str(text)))
+
+
+def score_table(rows: Iterable[Mapping[str, Any]] | Any, fid_by_method: Mapping[str, float | None] | None = None,
+                **kwargs: Any) -> dict[str, NtireScore]:
+    """:func:`ntire2025_score` per method of a per-image table (``per_image.parquet`` rows or a DataFrame): rows need
+    ``method``, the metric columns (:data:`COLUMNS`) and either ``set`` or ``lq_path`` (the set is then the name of
+    the LQ image's folder, as in the challenge's ``test/<Set>/<image>.png`` layout). Rows whose ``status`` is not
+    ``ok`` are left out (counted in the notes). ``kwargs`` go to :func:`ntire2025_score`."""
+    from pathlib import PurePath
+
+    records = rows.to_dict("records") if hasattr(rows, "to_dict") else list(rows)
+    by_method: dict[str, list[dict[str, Any]]] = {}
+    dropped: dict[str, int] = {}
+    for r in records:
+        method = str(r.get("method", ""))
+        if str(r.get("status", "ok")) != "ok":
+            dropped[method] = dropped.get(method, 0) + 1
+            continue
+        s = r.get("set") or (PurePath(str(r["lq_path"])).parent.name if r.get("lq_path") else "")
+        by_method.setdefault(method, []).append({**r, "set": set_name(s)})
+    out = {}
+    for method, rs in by_method.items():
+        res = ntire2025_score(rs, (fid_by_method or {}).get(method), **kwargs)
+        if dropped.get(method):
+            res.notes.append(f"{dropped[method]} image(s) not restored or not scored are left out")
+        out[method] = res
+    return out

@@ -53,7 +53,7 @@ METRICS.register("identity", "evaluation.identity:Identity",
 METRICS.register("lmd", "evaluation.lmd:LandmarkDistance", aliases=("landmark-distance", "lmd68", "landmarks"),
                  tags=("full-reference", "face"),
                  description="mean distance in px at 512 between restored and GT 68 landmarks (face backend)")
-_PYIQA_TAGS = ("no-reference", "pyiqa", "non-commercial")
+_PYIQA_TAGS = ("no-reference", "pyiqa", "optional-extra", "non-commercial")
 METRICS.register("musiq", "evaluation.pyiqa_bridge:MUSIQ", aliases=("musiq-koniq",), weights=("pyiqa-musiq-koniq",),
                  tags=_PYIQA_TAGS,
                  description="MUSIQ (KonIQ-10k) through the optional pyiqa extra; NON-COMMERCIAL (PolyForm Noncommercial)")

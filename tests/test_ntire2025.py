@@ -106,3 +106,21 @@ def test_profile_entry():
     d = p.describe()
     assert d["fid_reference"] == "ffhq-512" and any("Q-Align" in n for n in d["notes"])
     assert "fid reference: ffhq-512" in p.summary()
+
+
+def test_score_table_groups_methods_and_reads_sets_from_folders():
+    from evaluation.ntire2025 import score_table, set_name
+
+    assert set_name("lfw_test") == "LFW-Test" and set_name("wider") == "Wider-Test" and set_name("Mine") == "Mine"
+    table = []
+    for method, bump in (("a", 0.0), ("b", 1.0)):
+        for x in ROWS:
+            folder = x["set"].lower()
+            table.append({"method": method, "status": "ok", "lq_path": f"/data/test/{folder}/img.png",
+                          "niqe": x["NIQE"] + bump, "pyiqa_clipiqa": x["CLIP_IQA"], "pyiqa_maniqa": x["MANIQA"],
+                          "pyiqa_musiq": x["MUSIQ"], "identity_input_cos": x["ID_Sim"]})
+    table.append({"method": "b", "status": "failed", "lq_path": "/data/test/lfw-test/bad.png"})
+    res = score_table(table, {"a": 40.0, "b": 40.0})
+    assert res["a"].total == pytest.approx(2.30)  # the hand-computed value above
+    assert res["b"].total == pytest.approx(2.30 - 0.1)  # NIQE +1 everywhere: (10 - 7.4) / 10 = 0.26
+    assert any("left out" in n for n in res["b"].notes)
