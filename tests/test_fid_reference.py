@@ -133,3 +133,46 @@ def test_sha256_prefix_is_checked(tmp_path, monkeypatch):
     st = weights.status("pyiqa-musiq-koniq")
     assert st.state == weights.BAD_HASH and "e95806b9" in st.detail
     dest.unlink()
+
+
+def test_evaluate_fid_against_a_named_reference(golden_dir, synth_weights, tmp_path, monkeypatch):
+    """`evaluate --fid-reference ffhq-512` end to end: the named reference resolves through the weight store to a
+    BasicSR-format file (here: statistics of the ground truth's features, saved with BasicSR's call), and the run's
+    FID equals the FID against those statistics computed directly, and nearly the FID against the features."""
+    import cv2
+    import pandas as pd
+
+    from _metrics_golden import load_json, load_synth, metrics_dir
+    from celebref.app.cli import main
+    from celebref.imageio import read_image, write_image
+    from evaluation.registry import create_metric
+
+    mdir = metrics_dir(golden_dir)
+    f = load_json(mdir / "fid" / "fid.json")["features"]
+    torch.save(load_synth(synth_weights, mdir / f["spec"], f["salt"], f["synth_digest"]), tmp_path / "inception.pth")
+    monkeypatch.setenv(weights.env_var("fid-inception"), str(tmp_path / "inception.pth"))
+    rng = np.random.default_rng(7)
+    for i in range(4):
+        gt = cv2.GaussianBlur(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), (0, 0), 2)
+        write_image(tmp_path / "gt" / f"{i}.png", gt)
+        write_image(tmp_path / "lq" / f"{i}.png", cv2.GaussianBlur(gt, (0, 0), 2.0))
+    load = lambda d: torch.from_numpy(np.stack([read_image(tmp_path / d / f"{i}.png") for i in range(4)])).permute(0, 3, 1, 2)  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # synthetic weights != declared sha256; N < 2048
+        m = create_metric("fid", device="cpu")  # its feature cache serves the run below too
+        m.load()
+        gt_feats, lq_feats = m.features(load("gt")), m.features(load("lq"))
+        _basicsr_save(tmp_path / "inception_FFHQ_512-f7b384ab.pth", gt_feats.astype(np.float32))
+        monkeypatch.setenv(weights.env_var("fid-stats-ffhq-512-basicsr"), str(tmp_path / "inception_FFHQ_512-f7b384ab.pth"))
+        run = tmp_path / "run"
+        assert main(["evaluate", "--lq", str(tmp_path / "lq"), "--gt", str(tmp_path / "gt"), "--metrics", "fid",
+                     "--fid-reference", "ffhq-512", "--device", "cpu", "--out", str(run)]) == 0
+        expected = m.score(lq_feats, load_statistics("ffhq-512"))
+        from_features = m.score(lq_feats, gt_feats)
+    got = pd.read_csv(run / "summary.csv").set_index(["method", "metric"]).loc[("lq", "fid"), "mean"]
+    # synthetic weights make features nearly image-independent, so the FID is a tiny difference of large terms:
+    # compare on the scale of those terms (float64 round-off of tr S1 + tr S2 + |mu1|^2 + |mu2|^2)
+    scale = sum(float(np.trace(np.atleast_2d(np.cov(x, rowvar=False))) + x.mean(0) @ x.mean(0)) for x in (gt_feats, lq_feats))
+    print(f"FID vs file {expected!r}, vs features {from_features!r}, run {got!r}, scale {scale!r}")
+    assert expected > 0 and abs(got - expected) <= 1e-12 * scale
+    assert abs(expected - from_features) <= 1e-9 * scale  # the file's mean is float32 (BasicSR's np.mean)
