@@ -81,8 +81,9 @@ _COMMON = {
 PROFILES = Registry("metric profile", group="celebref.profiles")
 
 
-def _register(profile: Profile, aliases: tuple[str, ...] = ()) -> None:
-    PROFILES.register(profile.name, profile, description=profile.description, aliases=aliases)
+def _register(profile: Profile, aliases: tuple[str, ...] = (), weights: tuple[str, ...] = ()) -> None:
+    """``weights``: weight-store files the profile itself names (e.g. its FID reference statistics)."""
+    PROFILES.register(profile.name, profile, description=profile.description, aliases=aliases, weights=weights)
 
 
 _register(Profile(
@@ -114,7 +115,8 @@ _register(Profile(
            "Q-Align (pyiqa:qalign) is added only when requested; without it the total has no QALIGN/5 term",
            "eval.py computes FID on the first 3000 outputs; here on all outputs",
            "test-set names and thresholds: CelebA 0.5, LFW-Test 0.6, CelebChild-Test 0.6, Wider-Test 0.3, "
-           "WebPhoto-Test 0.3 (evaluation.ntire2025.THRESHOLDS)")))
+           "WebPhoto-Test 0.3 (evaluation.ntire2025.THRESHOLDS)")),
+    weights=("fid-stats-ffhq-512-basicsr",))
 
 
 def profile_names() -> list[str]:
