@@ -40,7 +40,7 @@ class Profile:
     aliases: dict[str, str] = field(default_factory=dict)  # generic name -> canonical metric
     default_metrics: tuple[str, ...] = ("psnr", "ssim", "lpips", "fid", "identity")
     fid_reference: str | None = None  # named FID statistics (evaluation.fid.REFERENCES) when no file is given
-    score: str | None = None  # "module:function" computing the protocol's overall score from per-image values
+    score: str | None = None  # "module:function" (per-image table, {method: FID}) -> {method: result}: the overall score
     notes: tuple[str, ...] = ()  # what differs from the reference protocol, printed with the profile
 
     def options_for(self, metric: str) -> dict[str, Any]:
@@ -110,7 +110,7 @@ _register(Profile(
     "(BasicSR inception_FFHQ_512); weighted total by evaluation.ntire2025",
     options={"niqe": {"crop_border": 0, "convert_to": "y"}},
     default_metrics=("niqe", "clip-iqa", "maniqa", "musiq", "identity-input", "fid"),
-    fid_reference="ffhq-512", score="evaluation.ntire2025:ntire2025_score",
+    fid_reference="ffhq-512", score="evaluation.ntire2025:score_table",
     notes=("NIQE is BasicSR's calculate_niqe (MATLAB parameters); eval.py uses pyiqa's niqe",
            "Q-Align (pyiqa:qalign) is added only when requested; without it the total has no QALIGN/5 term",
            "eval.py computes FID on the first 3000 outputs; here on all outputs",

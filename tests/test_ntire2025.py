@@ -102,7 +102,9 @@ def test_profile_entry():
     # identity-input (AdaFace identity to the LQ input) is issue 20.3's metric; every other one is registered here
     assert all(m in METRICS for m in p.default_metrics if m != "identity-input")
     assert reference_name(p.fid_reference) == "ffhq-512"
-    assert load_target(p.score) is ntire2025_score
+    from evaluation.ntire2025 import score_table
+
+    assert load_target(p.score) is score_table
     d = p.describe()
     assert d["fid_reference"] == "ffhq-512" and any("Q-Align" in n for n in d["notes"])
     assert "fid reference: ffhq-512" in p.summary()
@@ -124,3 +126,25 @@ def test_score_table_groups_methods_and_reads_sets_from_folders():
     assert res["a"].total == pytest.approx(2.30)  # the hand-computed value above
     assert res["b"].total == pytest.approx(2.30 - 0.1)  # NIQE +1 everywhere: (10 - 7.4) / 10 = 0.26
     assert any("left out" in n for n in res["b"].notes)
+
+
+def test_evaluate_command_writes_the_profile_score(tmp_path, capsys):
+    import json
+
+    import pandas as pd
+
+    from celebref.app.commands.evaluate import protocol_score
+
+    per = pd.DataFrame([{"method": "m", "status": "ok", "lq_path": f"/x/{x['set']}/{i}.png", "niqe": x["NIQE"],
+                         "pyiqa_clipiqa": x["CLIP_IQA"], "pyiqa_maniqa": x["MANIQA"], "pyiqa_musiq": x["MUSIQ"],
+                         "identity_input_cos": x["ID_Sim"]} for i, x in enumerate(ROWS)])
+    summary = pd.DataFrame([{"method": "m", "metric": "fid", "mean": 40.0}, {"method": "m", "metric": "niqe", "mean": 6.0}])
+    data = protocol_score(tmp_path, "ntire2025", per, summary)
+    assert data["m"]["weighted"]["Total"] == pytest.approx(2.30)
+    assert json.loads((tmp_path / "ntire2025_score.json").read_text())["m"]["overall"]["low_ID_Sim"] == 4
+    out = capsys.readouterr().out
+    assert "ntire2025 score m: 2.3000" in out and "Q-Align absent" in out
+    # a run without the identity-to-input column: one line, no traceback, nothing written
+    assert protocol_score(tmp_path / "other", "ntire2025", per.drop(columns="identity_input_cos"), summary) is None
+    assert "ntire2025 score not computed" in capsys.readouterr().err
+    assert protocol_score(tmp_path, "default", per, summary) is None  # profiles without a score

@@ -88,4 +88,34 @@ def run(args: argparse.Namespace):
     print("stages (seconds, summed over threads and workers): "
           + ", ".join(f"{k} {v:.2f} s" for k, v in result.stages.items()), file=sys.stderr)
     print_summary(result.summary, profile=args.profile)
+    protocol_score(args.out, args.profile, result.per_image, result.summary)
     return result.outcome
+
+
+def protocol_score(out: Path, profile_name: str | None, per_image, summary) -> dict | None:
+    """The profile's overall score per method (``Profile.score``, e.g. ntire2025's weighted total from
+    :func:`evaluation.ntire2025.score_table`), printed and written to ``<out>/<profile>_score.json``; when the run
+    lacks what the score needs, one line says why (the run itself is unaffected)."""
+    from celebref.errors import ConfigError
+    from celebref.fsutil import atomic_write_json
+    from celebref.registry import load_target
+    from evaluation.profiles import get_profile
+
+    prof = get_profile(profile_name)
+    if not prof.score:
+        return None
+    fid = {str(r.method): float(r.mean) for r in summary.itertuples() if r.metric == "fid"}
+    try:
+        scores = load_target(prof.score)(per_image, fid)
+    except ConfigError as e:
+        print(f"{prof.name} score not computed: {e}", file=sys.stderr)
+        return None
+    data = {m: r.as_dict() for m, r in scores.items()}
+    atomic_write_json(out / f"{prof.name}_score.json", data)
+    for m, r in scores.items():
+        terms = ", ".join(f"{k} {v:.4f}" for k, v in r.weighted.items() if k != "Total")
+        print(f"{prof.name} score {m}: {r.total:.4f} ({terms}; {int(r.overall['low_ID_Sim'])} face(s) below the "
+              f"identity threshold)")
+        for n in r.notes:
+            print(f"  note: {n}")
+    return data
