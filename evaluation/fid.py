@@ -184,6 +184,9 @@ def _numpy_safe_globals() -> list[Any]:
 def _load_pth(path: Path) -> tuple[np.ndarray, np.ndarray, int, dict[str, Any]]:
     """BasicSR's statistics file: ``torch.save(dict(name, size, mean, cov))`` (numpy arrays, legacy format), read
     with ``weights_only=True`` (numpy arrays allow-listed, nothing else)."""
+    if not hasattr(torch.serialization, "safe_globals"):
+        raise ConfigError(f"{path}: reading BasicSR .pth statistics safely needs torch >= 2.5 (weights_only with "
+                          "numpy arrays allow-listed); with a newer torch, save its 'mean'/'cov' as .npz mu/sigma")
     try:
         with torch.serialization.safe_globals(_numpy_safe_globals()):
             obj = torch.load(path, map_location="cpu", weights_only=True)
