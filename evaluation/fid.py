@@ -228,10 +228,13 @@ def load_statistics(source: str | os.PathLike) -> FIDStatistics:
         if ref is None and path.suffix.lower() not in (".npz", ".pth", ".pt"):
             raise ConfigError(f"FID reference {str(source)!r} is neither a statistics file nor a named reference "
                               f"({', '.join(REFERENCES)})")
+    licence = None
     if ref is not None:
-        from celebref.weights import weight_path
+        from celebref.weights import get, weight_path
 
         path = weight_path(REFERENCES[ref]["weight"])
+        w = get(REFERENCES[ref]["weight"])
+        licence = ("NON-COMMERCIAL: " if w.noncommercial else "") + w.licence
     try:
         loader = _load_pth if path.suffix.lower() in (".pth", ".pt") else _load_npz
         mu, sigma, n, meta = loader(path)
@@ -242,7 +245,8 @@ def load_statistics(source: str | os.PathLike) -> FIDStatistics:
     if ref is not None:
         info = REFERENCES[ref]
         n = int(info["n"]) if n < 0 else n
-        meta = {**meta, "reference": ref, **{k: info[k] for k in ("extractor", "resize", "used_by", "compatible")}}
+        meta = {**meta, "reference": ref, "file": path.name, "licence": licence,
+                **{k: info[k] for k in ("extractor", "resize", "used_by", "compatible")}}
         if not info["compatible"]:
             warnings.warn(f"FID reference {ref!r} was computed with another feature convention ({info['resize']}); "
                           f"celebref's features use {RESIZE}: the FID is not comparable with {info['used_by']}",

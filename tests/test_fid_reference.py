@@ -112,6 +112,7 @@ def test_named_references_resolve_through_the_weight_store(tmp_path, monkeypatch
     with pytest.warns(weights.UnverifiedWeightWarning):  # its sha256 does not start with f7b384ab
         stats = load_statistics("ffhq-512")
     assert stats.n == 50000 and stats.meta["reference"] == "ffhq-512" and stats.meta["compatible"] is True
+    assert stats.meta["licence"].startswith("NON-COMMERCIAL") and stats.meta["file"] == "copy.pth"
     assert np.array_equal(stats.sigma, np.cov(ref, rowvar=False))
 
 
