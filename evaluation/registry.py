@@ -7,8 +7,8 @@
     m.load(); m.compute(pred_u8, target_u8)["psnr"]
 
 :data:`METRICS` is a :class:`celebref.registry.Registry` (entry-point group ``celebref.metrics``): ``psnr``,
-``ssim``, ``lpips`` (AlexNet), ``lpips-vgg``, ``fid``, ``niqe``, ``identity``, ``lmd``, ``musiq``, ``maniqa``, ``clip-iqa`` (the last three through
-the optional pyiqa extra, weights from our store, non-commercial), each a lazy
+``ssim``, ``lpips`` (AlexNet), ``lpips-vgg``, ``fid``, ``niqe``, ``identity``, ``lmd``, ``musiq``, ``maniqa``,
+``clip-iqa`` (the last three through the optional pyiqa extra, weights from our store, non-commercial), each a lazy
 ``module:Class`` with a one-line description, its aliases (case-insensitive, ``_`` = ``-``; ``celebref list
 metrics``) and the weight-store files it reads. ``pyiqa:<name>`` reaches any pyiqa metric (optional extra;
 ``pyiqa:musiq``, ``pyiqa:maniqa`` and ``pyiqa:clipiqa`` mean the named entries).
