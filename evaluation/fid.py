@@ -15,8 +15,11 @@ features at hand and few images, the same trace is the nuclear norm of ``Xc Yc^T
 (exact, much faster). ``offset`` adds ``offset * I`` to both covariances (pytorch-fid's fallback, taken only
 when its ``sqrtm`` fails).
 
-Reference statistics: features of the test set's ground truth, or a statistics file (``.npz`` with ``mu``,
-``sigma``, ``n``, ``extractor``, ``resize``; pytorch-fid's own ``.npz`` with ``mu``/``sigma`` also loads).
+Reference statistics: features of the test set's ground truth, a statistics file (``.npz`` with ``mu``,
+``sigma``, ``n``, ``extractor``, ``resize``; pytorch-fid's and clean-fid/pyiqa's ``.npz`` with ``mu``/``sigma``;
+BasicSR's ``.pth`` with ``mean``/``cov`` numpy arrays, read with ``weights_only=True``), or a named reference
+(:data:`REFERENCES`: ``ffhq-512`` = BasicSR's ``inception_FFHQ_512-f7b384ab.pth`` used by GFPGAN/VQFR/NTIRE,
+``ffhq-512-clean`` = pyiqa's ``ffhq_clean_trainval70k_512.npz``) resolved through the weight store.
 FID is biased upwards for small N: a warning is issued below 2048 images and N is always recorded.
 """
 
@@ -129,20 +132,125 @@ def save_statistics(path: str | os.PathLike, stats: FIDStatistics) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def load_statistics(path: str | os.PathLike) -> FIDStatistics:
-    """Read a statistics file written by :func:`save_statistics` or pytorch-fid (``mu``, ``sigma``)."""
-    path = Path(path)
+#: Named reference statistics (``--fid-reference NAME``): weight-store entry and the feature convention they were
+#: computed with. ``compatible``: the convention equals this module's extractor (pytorch-fid's FID Inception,
+#: bilinear 299 without antialiasing, inputs in [-1, 1]) up to float rounding.
+REFERENCES: dict[str, dict[str, Any]] = {
+    "ffhq-512": {
+        "weight": "fid-stats-ffhq-512-basicsr", "format": "basicsr-pth", "n": 50000, "size": 512,
+        "extractor": "pytorch-fid FID Inception (pt_inception-2015-12-05), BasicSR load_patched_inception_v3",
+        "resize": "bilinear 299x299, align_corners=False, no antialias, on (x/255 - 0.5)/0.5 inputs",
+        "used_by": "BasicSR calculate_fid_folder.py, GFPGAN/VQFR evaluation, NTIRE 2025 real-world FR eval.py",
+        "compatible": True,
+    },
+    "ffhq-512-clean": {
+        "weight": "fid-stats-ffhq-512-clean", "format": "clean-fid-npz", "n": 70000, "size": 512,
+        "extractor": "clean-fid Inception features (pyiqa fid, mode='clean', dataset_name='FFHQ', split='trainval70k')",
+        "resize": "clean: PIL bicubic 299x299 per float32 channel, clip [0, 255], then (x - 128) / 128",
+        "used_by": "pyiqa create_metric('fid')(folder, dataset_name='FFHQ', dataset_res=512, "
+                   "dataset_split='trainval70k')",
+        "compatible": False,
+    },
+}
+REFERENCE_ALIASES = {"inception_ffhq_512": "ffhq-512", "ffhq512": "ffhq-512", "basicsr-ffhq-512": "ffhq-512",
+                     "ffhq_clean_trainval70k_512": "ffhq-512-clean", "pyiqa-ffhq-512": "ffhq-512-clean"}
+
+
+def reference_name(text: str) -> str | None:
+    """The canonical name of a named reference (``ffhq-512``, ``ffhq-512-clean``, aliases, case and ``_``/``-``
+    insensitive, ``.pth``/``.npz`` suffix ignored), ``None`` when ``text`` names none."""
+    key = str(text).strip().lower()
+    for suffix in (".pth", ".npz"):
+        key = key[:-len(suffix)] if key.endswith(suffix) else key
+    key = key.replace("_", "-")
+    aliases = {k.replace("_", "-"): v for k, v in REFERENCE_ALIASES.items()}
+    key = aliases.get(key, key)
+    return key if key in REFERENCES else None
+
+
+def _numpy_safe_globals() -> list[Any]:
+    """What ``torch.load(weights_only=True)`` must accept to read plain numpy arrays (BasicSR saves its statistics
+    as numpy arrays): ``_reconstruct`` under its numpy 1 and 2 names, ``ndarray``, ``dtype`` and float dtypes.
+    Nothing that can run code."""
+    core = getattr(np, "_core", None) or np.core
+    rec = core.multiarray._reconstruct
+    allowed: list[Any] = [rec, (rec, "numpy.core.multiarray._reconstruct"), (rec, "numpy._core.multiarray._reconstruct"),
+                          np.ndarray, np.dtype]
+    for t in (np.float16, np.float32, np.float64, np.int64, np.int32):
+        allowed.append(type(np.dtype(t)))
+    return allowed
+
+
+def _load_pth(path: Path) -> tuple[np.ndarray, np.ndarray, int, dict[str, Any]]:
+    """BasicSR's statistics file: ``torch.save(dict(name, size, mean, cov))`` (numpy arrays, legacy format), read
+    with ``weights_only=True`` (numpy arrays allow-listed, nothing else)."""
+    if not hasattr(torch.serialization, "safe_globals"):
+        raise ConfigError(f"{path}: reading BasicSR .pth statistics safely needs torch >= 2.5 (weights_only with "
+                          "numpy arrays allow-listed); with a newer torch, save its 'mean'/'cov' as .npz mu/sigma")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if "mu" not in z.files or "sigma" not in z.files:
-                raise ConfigError(f"{path}: not an FID statistics file (needs arrays 'mu' and 'sigma', has {z.files})")
-            mu, sigma = np.array(z["mu"], np.float64), np.array(z["sigma"], np.float64)
-            n = int(z["n"]) if "n" in z.files else -1
-            meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
+        with torch.serialization.safe_globals(_numpy_safe_globals()):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - pickle errors, truncated files, foreign globals
+        first = str(e).strip().splitlines()
+        why = next((ln.strip() for ln in first if "Unsupported global" in ln), first[0] if first else type(e).__name__)
+        raise ConfigError(f"cannot read FID statistics {path} safely (weights_only): {why}") from None
+    if not isinstance(obj, dict) or not {"mean", "cov"} <= set(obj):
+        raise ConfigError(f"{path}: not a BasicSR FID statistics file (needs 'mean' and 'cov', has "
+                          f"{sorted(obj) if isinstance(obj, dict) else type(obj).__name__})")
+    arr = {k: (obj[k].numpy() if isinstance(obj[k], torch.Tensor) else np.asarray(obj[k])) for k in ("mean", "cov")}
+    meta = {k: obj[k] for k in ("name", "size") if k in obj and isinstance(obj[k], (str, int, float))}
+    meta["format"] = "basicsr-pth"
+    return np.array(arr["mean"], np.float64), np.array(arr["cov"], np.float64), -1, meta
+
+
+def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray, int, dict[str, Any]]:
+    """Ours (``mu``, ``sigma``, ``n``, ``meta``), pytorch-fid's or clean-fid/pyiqa's (``mu``, ``sigma``); no pickle."""
+    with np.load(path, allow_pickle=False) as z:
+        if "mu" not in z.files or "sigma" not in z.files:
+            raise ConfigError(f"{path}: not an FID statistics file (needs arrays 'mu' and 'sigma', has {z.files})")
+        mu, sigma = np.array(z["mu"], np.float64), np.array(z["sigma"], np.float64)
+        n = int(z["n"]) if "n" in z.files else -1
+        meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
+    return mu, sigma, n, meta
+
+
+def load_statistics(source: str | os.PathLike) -> FIDStatistics:
+    """Reference statistics from a file or a named reference (:data:`REFERENCES`, resolved through the weight store).
+
+    Files: ``.npz`` written by :func:`save_statistics`, pytorch-fid or clean-fid/pyiqa (``mu``, ``sigma``; read
+    without pickle); ``.pth``/``.pt`` written by BasicSR's ``calculate_fid_stats_from_datasets.py`` (``mean``,
+    ``cov``; read with ``torch.load(weights_only=True)``). A named reference records its convention in ``meta``
+    and warns when it differs from this module's feature extractor."""
+    path = Path(source)
+    ref = None
+    if not path.is_file():
+        ref = reference_name(str(source))
+        if ref is None and path.suffix.lower() not in (".npz", ".pth", ".pt"):
+            raise ConfigError(f"FID reference {str(source)!r} is neither a statistics file nor a named reference "
+                              f"({', '.join(REFERENCES)})")
+    licence = None
+    if ref is not None:
+        from celebref.weights import get, weight_path
+
+        path = weight_path(REFERENCES[ref]["weight"])
+        w = get(REFERENCES[ref]["weight"])
+        licence = ("NON-COMMERCIAL: " if w.noncommercial else "") + w.licence
+    try:
+        loader = _load_pth if path.suffix.lower() in (".pth", ".pt") else _load_npz
+        mu, sigma, n, meta = loader(path)
     except (OSError, ValueError) as e:
         raise ConfigError(f"cannot read FID statistics {path}: {e}") from None
     if mu.ndim != 1 or sigma.shape != (mu.size, mu.size):
         raise ConfigError(f"{path}: inconsistent shapes mu {mu.shape}, sigma {sigma.shape}")
+    if ref is not None:
+        info = REFERENCES[ref]
+        n = int(info["n"]) if n < 0 else n
+        meta = {**meta, "reference": ref, "file": path.name, "licence": licence,
+                **{k: info[k] for k in ("extractor", "resize", "used_by", "compatible")}}
+        if not info["compatible"]:
+            warnings.warn(f"FID reference {ref!r} was computed with another feature convention ({info['resize']}); "
+                          f"celebref's features use {RESIZE}: the FID is not comparable with {info['used_by']}",
+                          stacklevel=2)
     if n < 0:
         warnings.warn(f"{path}: the number of images behind these statistics is not recorded", stacklevel=2)
     return FIDStatistics(mu, sigma, n, meta)

@@ -13,6 +13,9 @@ Profiles:
   best available face backend on the aligned 512x512 faces; LMD at 512 px.
 * ``basicsr``: as ``default`` but ``lpips`` means LPIPS v0.1 VGG16 (BasicSR's LPIPS evaluation script).
 * ``sr-y``: super-resolution convention: PSNR/SSIM on BT.601 Y with a 4-pixel border crop; LPIPS AlexNet.
+* ``ntire2025``: the NTIRE 2025 real-world face restoration challenge (``eval.py``): no-reference NIQE, CLIP-IQA,
+  MANIQA, MUSIQ, identity to the LQ input, FID against the FFHQ 512 statistics (``fid_reference``), the weighted
+  total from :func:`evaluation.ntire2025.ntire2025_score` (``score``); differences listed in ``notes``.
 
 :data:`PROFILES` is a :class:`celebref.registry.Registry` of :class:`Profile` objects (``celebref list profiles``);
 another distribution adds a profile through the entry-point group ``celebref.profiles`` (the target is a
@@ -36,6 +39,9 @@ class Profile:
     options: dict[str, dict[str, Any]] = field(default_factory=dict)  # canonical metric -> options
     aliases: dict[str, str] = field(default_factory=dict)  # generic name -> canonical metric
     default_metrics: tuple[str, ...] = ("psnr", "ssim", "lpips", "fid", "identity")
+    fid_reference: str | None = None  # named FID statistics (evaluation.fid.REFERENCES) when no file is given
+    score: str | None = None  # "module:function" (per-image table, {method: FID}) -> {method: result}: the overall score
+    notes: tuple[str, ...] = ()  # what differs from the reference protocol, printed with the profile
 
     def options_for(self, metric: str) -> dict[str, Any]:
         """Options this profile pins for the canonical metric name (a copy)."""
@@ -48,7 +54,8 @@ class Profile:
     def describe(self) -> dict[str, Any]:
         """Every pinned convention (JSON-ready)."""
         return {"profile": self.name, "description": self.description, "aliases": dict(self.aliases),
-                "metrics": copy.deepcopy(self.options), "default_metrics": list(self.default_metrics)}
+                "metrics": copy.deepcopy(self.options), "default_metrics": list(self.default_metrics),
+                "fid_reference": self.fid_reference, "score": self.score, "notes": list(self.notes)}
 
     def summary(self) -> str:
         """One line per metric, for printing under a table."""
@@ -57,6 +64,9 @@ class Profile:
             lines.append(f"  {k} = {v}")
         for metric, opts in self.options.items():
             lines.append(f"  {metric}: " + ", ".join(f"{k}={v}" for k, v in opts.items()))
+        if self.fid_reference:
+            lines.append(f"  fid reference: {self.fid_reference}")
+        lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
 
@@ -71,8 +81,9 @@ _COMMON = {
 PROFILES = Registry("metric profile", group="celebref.profiles")
 
 
-def _register(profile: Profile, aliases: tuple[str, ...] = ()) -> None:
-    PROFILES.register(profile.name, profile, description=profile.description, aliases=aliases)
+def _register(profile: Profile, aliases: tuple[str, ...] = (), weights: tuple[str, ...] = ()) -> None:
+    """``weights``: weight-store files the profile itself names (e.g. its FID reference statistics)."""
+    PROFILES.register(profile.name, profile, description=profile.description, aliases=aliases, weights=weights)
 
 
 _register(Profile(
@@ -91,6 +102,21 @@ _register(Profile(
     options={**copy.deepcopy(_COMMON), "psnr": {"crop_border": 4, "y_channel": True},
              "ssim": {"crop_border": 4, "y_channel": True}, "niqe": {"crop_border": 4, "convert_to": "y"}},
     aliases={"lpips": "lpips"}))
+
+_register(Profile(
+    "ntire2025",
+    "NTIRE 2025 real-world face restoration eval.py: NIQE, CLIP-IQA, MANIQA, MUSIQ (pyiqa, non-commercial), "
+    "identity to the LQ input (AdaFace IR-50 cosine, per-set thresholds), FID of all outputs vs FFHQ 512 "
+    "(BasicSR inception_FFHQ_512); weighted total by evaluation.ntire2025",
+    options={"niqe": {"crop_border": 0, "convert_to": "y"}},
+    default_metrics=("niqe", "clip-iqa", "maniqa", "musiq", "identity-input", "fid"),
+    fid_reference="ffhq-512", score="evaluation.ntire2025:score_table",
+    notes=("NIQE is BasicSR's calculate_niqe (MATLAB parameters); eval.py uses pyiqa's niqe",
+           "Q-Align (pyiqa:qalign) is added only when requested; without it the total has no QALIGN/5 term",
+           "eval.py computes FID on the first 3000 outputs; here on all outputs",
+           "test-set names and thresholds: CelebA 0.5, LFW-Test 0.6, CelebChild-Test 0.6, Wider-Test 0.3, "
+           "WebPhoto-Test 0.3 (evaluation.ntire2025.THRESHOLDS)")),
+    weights=("fid-stats-ffhq-512-basicsr",))
 
 
 def profile_names() -> list[str]:

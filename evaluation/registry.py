@@ -7,9 +7,11 @@
     m.load(); m.compute(pred_u8, target_u8)["psnr"]
 
 :data:`METRICS` is a :class:`celebref.registry.Registry` (entry-point group ``celebref.metrics``): ``psnr``,
-``ssim``, ``lpips`` (AlexNet), ``lpips-vgg``, ``fid``, ``niqe``, ``identity``, ``lmd``, each a lazy
+``ssim``, ``lpips`` (AlexNet), ``lpips-vgg``, ``fid``, ``niqe``, ``identity``, ``lmd``, ``musiq``, ``maniqa``,
+``clip-iqa`` (the last three through the optional pyiqa extra, weights from our store, non-commercial), each a lazy
 ``module:Class`` with a one-line description, its aliases (case-insensitive, ``_`` = ``-``; ``celebref list
-metrics``) and the weight-store files it reads. ``pyiqa:<name>`` reaches any pyiqa metric (optional extra).
+metrics``) and the weight-store files it reads. ``pyiqa:<name>`` reaches any pyiqa metric (optional extra;
+``pyiqa:musiq``, ``pyiqa:maniqa`` and ``pyiqa:clipiqa`` mean the named entries).
 Another distribution adds a metric by declaring ``[project.entry-points."celebref.metrics"] NAME =
 "pkg.module:Class"`` (a :class:`~evaluation.base.Metric` subclass). Explicit ``options`` override the profile's.
 """
@@ -51,6 +53,18 @@ METRICS.register("identity", "evaluation.identity:Identity",
 METRICS.register("lmd", "evaluation.lmd:LandmarkDistance", aliases=("landmark-distance", "lmd68", "landmarks"),
                  tags=("full-reference", "face"),
                  description="mean distance in px at 512 between restored and GT 68 landmarks (face backend)")
+_PYIQA_TAGS = ("no-reference", "pyiqa", "optional-extra", "non-commercial")
+METRICS.register("musiq", "evaluation.pyiqa_bridge:MUSIQ", aliases=("musiq-koniq",), weights=("pyiqa-musiq-koniq",),
+                 tags=_PYIQA_TAGS,
+                 description="MUSIQ (KonIQ-10k) through the optional pyiqa extra; NON-COMMERCIAL (PolyForm Noncommercial)")
+METRICS.register("maniqa", "evaluation.pyiqa_bridge:MANIQA", aliases=("maniqa-koniq",), weights=("pyiqa-maniqa-koniq",),
+                 tags=_PYIQA_TAGS,
+                 description="MANIQA (KonIQ-10k) through the optional pyiqa extra; NON-COMMERCIAL (PolyForm Noncommercial)")
+METRICS.register("clip-iqa", "evaluation.pyiqa_bridge:CLIPIQA", aliases=("clipiqa",), weights=("clip-rn50",),
+                 tags=_PYIQA_TAGS,
+                 description="CLIP-IQA (CLIP RN50) through the optional pyiqa extra; NON-COMMERCIAL (PolyForm Noncommercial)")
+#: ``pyiqa:<name>`` forms that mean one of the named metrics above (weights from our store)
+PYIQA_NAMED = {"musiq": "musiq", "maniqa": "maniqa", "clipiqa": "clip-iqa"}
 
 
 def metric_names() -> list[str]:
@@ -66,7 +80,7 @@ def resolve_name(name: str, profile: Profile | None = None) -> str:
         inner = raw[len(PYIQA_PREFIX):].strip()
         if not inner:
             raise UnknownNameError("metric", raw, metric_names() + [PYIQA_FORM])
-        return PYIQA_PREFIX + inner.lower()
+        return PYIQA_NAMED.get(inner.lower(), PYIQA_PREFIX + inner.lower())
     key = METRICS.resolve(raw)
     if profile is not None:
         key = METRICS.resolve(profile.resolve(key))

@@ -32,6 +32,9 @@ class WeightFile:
     ``package`` (a file inside an installed Python package, ``package``/``filename``).
     ``manual``: the URLs are web pages (Google Drive, Baidu) rather than direct downloads.
     ``member_sha256``: known hashes of files inside a folder/zip entry.
+    ``sha256_prefix``: the leading hex digits of the sha256 that the published file name carries (torch-hub
+    convention, e.g. ``musiq_koniq_ckpt-e95806b9.pth``) when the full hash is not published: a file that does
+    not match it is refused, one that does is reported ``unverified``.
     """
 
     name: str
@@ -48,12 +51,15 @@ class WeightFile:
     package: str | None = None
     homepage: str = ""
     notes: str = ""
+    sha256_prefix: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"{self.name}: kind must be one of {KINDS}")
         if self.sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
             raise ValueError(f"{self.name}: sha256 must be 64 lowercase hex digits")
+        if self.sha256_prefix is not None and not re.fullmatch(r"[0-9a-f]{8,63}", self.sha256_prefix):
+            raise ValueError(f"{self.name}: sha256_prefix must be 8 to 63 lowercase hex digits")
 
     @property
     def is_folder(self) -> bool:
@@ -66,6 +72,10 @@ _BASICSR_COMMIT = "8d56e3a045f9fb3e1d8872f92ee4a4f07f886b0a"
 _DFDNET_DRIVE = "https://drive.google.com/drive/folders/1ks_IbobH6WVQ_Jy4oWTTGjSbMZVUSbl4?usp=sharing"
 _DFDNET_BAIDU = "https://pan.baidu.com/s/1K4fzjPiezVSMl5NjHoJCGQ (extraction code s9ht)"
 _DFDNET_PARTS = ("left_eye", "right_eye", "nose", "mouth")
+_PYIQA_HF = "https://huggingface.co/chaofengc/IQA-PyTorch-Weights/resolve/main/"
+_PYIQA_GH = "https://github.com/chaofengc/IQA-PyTorch/releases/download/v0.1-weights/"
+_PYIQA_LICENCE = "pyiqa weights: PolyForm Noncommercial 1.0.0 (IQA-PyTorch); trained on KonIQ-10k (research use)"
+_FFHQ_LICENCE = "statistics of FFHQ images (FFHQ: CC BY-NC-SA 4.0, NVIDIA)"
 _DFDNET_SIZES = (256, 128, 64, 32)
 
 _ENTRIES: tuple[WeightFile, ...] = (
@@ -122,6 +132,50 @@ _ENTRIES: tuple[WeightFile, ...] = (
         urls=("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",),
         size=95_628_359, sha256="6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2",
         licence="Apache-2.0", homepage="https://github.com/mseitzer/pytorch-fid",
+    ),
+    WeightFile(
+        name="fid-stats-ffhq-512-basicsr", filename="inception_FFHQ_512-f7b384ab.pth",
+        urls=("https://drive.google.com/drive/folders/13cWIQyHX3iNmZRJ5v8v3kdyrT9RBTAi9?usp=sharing",
+              "https://pan.baidu.com/s/10mMKXSEgrC5y7m63W5vbMQ",
+              "https://drive.google.com/drive/folders/1k3RCSliF6PsujCMIdCD1hNM63EozlDIZ?usp=sharing"),
+        manual=True, sha256_prefix="f7b384ab",
+        licence=f"BasicSR: Apache-2.0; {_FFHQ_LICENCE}", noncommercial=True,
+        homepage="https://github.com/XPixelGroup/BasicSR/blob/master/docs/Metrics.md",
+        notes="FFHQ 512x512 Inception statistics, 50,000 images (BasicSR docs/Metrics.md, first two links); "
+              "VQFR and the NTIRE 2025 real-world challenge link the third folder, whose file is named "
+              "inception_FFHQ_512.pth (not verified to be the same bytes: check its sha256 prefix f7b384ab)",
+    ),
+    WeightFile(
+        name="fid-stats-ffhq-512-clean", filename="ffhq_clean_trainval70k_512.npz",
+        urls=(_PYIQA_HF + "ffhq_clean_trainval70k_512.npz", _PYIQA_GH + "ffhq_clean_trainval70k_512.npz",
+              "https://www.cs.cmu.edu/~clean-fid/stats/ffhq_clean_trainval70k_512.npz"),
+        licence=f"clean-fid statistics, redistributed by pyiqa (PolyForm Noncommercial 1.0.0); {_FFHQ_LICENCE}",
+        noncommercial=True, homepage="https://github.com/GaParmar/clean-fid",
+        notes="clean-fid FFHQ trainval70k 512 statistics (mu, sigma) as pyiqa's fid metric downloads them; "
+              "no sha256 is published",
+    ),
+    WeightFile(
+        name="pyiqa-musiq-koniq", filename="musiq_koniq_ckpt-e95806b9.pth",
+        urls=(_PYIQA_HF + "musiq_koniq_ckpt-e95806b9.pth", _PYIQA_GH + "musiq_koniq_ckpt-e95806b9.pth"),
+        sha256_prefix="e95806b9", licence=_PYIQA_LICENCE, noncommercial=True,
+        homepage="https://github.com/chaofengc/IQA-PyTorch",
+        notes="pyiqa 'musiq' (MUSIQ trained on KonIQ-10k; pyiqa/archs/musiq_arch.py default_model_urls['koniq10k'])",
+    ),
+    WeightFile(
+        name="pyiqa-maniqa-koniq", filename="ckpt_koniq10k.pt",
+        urls=(_PYIQA_HF + "ckpt_koniq10k.pt", _PYIQA_GH + "ckpt_koniq10k.pt"),
+        licence=_PYIQA_LICENCE, noncommercial=True, homepage="https://github.com/chaofengc/IQA-PyTorch",
+        notes="pyiqa 'maniqa' (MANIQA trained on KonIQ-10k; pyiqa/archs/maniqa_arch.py default_model_urls['koniq']); "
+              "it holds the ViT-B/8 backbone too, so timm's ImageNet weights are not needed",
+    ),
+    WeightFile(
+        name="clip-rn50", filename="RN50.pt",
+        urls=("https://openaipublic.azureedge.net/clip/models/"
+              "afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762/RN50.pt",),
+        sha256="afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762",
+        licence="MIT (OpenAI CLIP)", homepage="https://github.com/openai/CLIP",
+        notes="CLIP ResNet-50, the backbone of pyiqa's 'clipiqa' (the sha256 is part of OpenAI's URL and "
+              "checked by CLIP's own loader)",
     ),
     WeightFile(
         name="alexnet", filename="alexnet-owt-7be5be79.pth",

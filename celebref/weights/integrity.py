@@ -137,6 +137,11 @@ def check(w: WeightFile, path: Path, full: bool) -> tuple[str, str]:
     expected, origin = w.sha256, "declared"
     if expected is None and w.kind == "package":
         expected, origin = _package_record_sha256(w, path), f"the RECORD of the installed {w.package} package"
+    if expected is None and w.sha256_prefix:
+        actual = _sha256_cached(path)
+        if not actual.startswith(w.sha256_prefix):
+            return BAD_HASH, f"{path}: sha256 {actual} does not start with {w.sha256_prefix} (its published file name)"
+        return UNVERIFIED, f"matches the sha256 prefix {w.sha256_prefix} of its published name (full sha256 not published)"
     if expected is None:
         return UNVERIFIED, "no published sha256"
     actual = _sha256_cached(path)

@@ -43,6 +43,8 @@ def instructions(name: str, reason: str = "") -> str:
     if w.sha256:
         lines.append(f"  expected sha256 {w.sha256}" + (f", {w.size} bytes" if w.size else "")
                      + (" (of the archive)" if w.kind == "zip" else ""))
+    elif w.sha256_prefix:
+        lines.append(f"  expected sha256 starting with {w.sha256_prefix} (the full hash is not published)")
     lines.append(f"  Or point to an existing copy: export {env_var(name)}=/path/to/"
                  f"{w.filename if w.kind == 'file' else 'folder'}  (or `celebref weights path {name} --set PATH`).")
     if w.noncommercial:

@@ -24,8 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                           "all: celebref list metrics)")
     p.add_argument("--profile", default=None, help="metric profile pinning every convention (e.g. default, basicsr; "
                                                           "all: celebref list profiles)")
-    p.add_argument("--fid-reference", type=Path, default=None,
-                   help="stored FID statistics file (mu, sigma, N, extractor, resize) instead of the test set's ground truth")
+    p.add_argument("--fid-reference", type=Path, default=None, metavar="NAME|FILE",
+                   help="FID statistics instead of the test set's ground truth: a named reference (ffhq-512: BasicSR's "
+                        "inception_FFHQ_512 as GFPGAN/VQFR/NTIRE use it; ffhq-512-clean: pyiqa's clean-fid FFHQ) "
+                        "from the weight store, or a file (.npz mu/sigma, BasicSR .pth mean/cov); default: the "
+                        "profile's reference, if any")
     p.add_argument("--skip-unavailable", action="store_true",
                    help="skip (and record) methods and metrics whose weight files are missing instead of failing "
                         "(the run then exits with status 3 unless --fail-on says otherwise)")
@@ -47,6 +50,16 @@ def _metric_list(text: str | None, profile: str | None) -> list[str]:
     return list(get_profile(profile).default_metrics)
 
 
+def _fid_reference(args: argparse.Namespace) -> Path | None:
+    """``--fid-reference``, else the profile's named reference (e.g. ntire2025: ffhq-512)."""
+    if args.fid_reference is not None:
+        return args.fid_reference
+    from evaluation.profiles import get_profile
+
+    ref = get_profile(args.profile).fid_reference
+    return Path(ref) if ref else None
+
+
 def run(args: argparse.Namespace):
     if getattr(args, "whole_photo", False):
         from celebref.app.whole_photo import evaluate_command
@@ -64,7 +77,7 @@ def run(args: argparse.Namespace):
         metrics=_metric_list(args.metrics, args.profile), profile=args.profile,
         device=args.device, precision=args.precision, batch_size=args.batch_size,
         landmark_policy=args.landmark_policy, landmark_source=args.landmark_source,
-        skip_unavailable=args.skip_unavailable, fid_reference=args.fid_reference, argv=sys.argv[1:],
+        skip_unavailable=args.skip_unavailable, fid_reference=_fid_reference(args), argv=sys.argv[1:],
         allow_unverified_weights=args.allow_unverified_weights,
         engine=method_engine(args, resolve_device(args.device)),
     )
@@ -75,4 +88,34 @@ def run(args: argparse.Namespace):
     print("stages (seconds, summed over threads and workers): "
           + ", ".join(f"{k} {v:.2f} s" for k, v in result.stages.items()), file=sys.stderr)
     print_summary(result.summary, profile=args.profile)
+    protocol_score(args.out, args.profile, result.per_image, result.summary)
     return result.outcome
+
+
+def protocol_score(out: Path, profile_name: str | None, per_image, summary) -> dict | None:
+    """The profile's overall score per method (``Profile.score``, e.g. ntire2025's weighted total from
+    :func:`evaluation.ntire2025.score_table`), printed and written to ``<out>/<profile>_score.json``; when the run
+    lacks what the score needs, one line says why (the run itself is unaffected)."""
+    from celebref.errors import ConfigError
+    from celebref.fsutil import atomic_write_json
+    from celebref.registry import load_target
+    from evaluation.profiles import get_profile
+
+    prof = get_profile(profile_name)
+    if not prof.score:
+        return None
+    fid = {str(r.method): float(r.mean) for r in summary.itertuples() if r.metric == "fid"}
+    try:
+        scores = load_target(prof.score)(per_image, fid)
+    except ConfigError as e:
+        print(f"{prof.name} score not computed: {e}", file=sys.stderr)
+        return None
+    data = {m: r.as_dict() for m, r in scores.items()}
+    atomic_write_json(out / f"{prof.name}_score.json", data)
+    for m, r in scores.items():
+        terms = ", ".join(f"{k} {v:.4f}" for k, v in r.weighted.items() if k != "Total")
+        print(f"{prof.name} score {m}: {r.total:.4f} ({terms}; {int(r.overall['low_ID_Sim'])} face(s) below the "
+              f"identity threshold)")
+        for n in r.notes:
+            print(f"  note: {n}")
+    return data

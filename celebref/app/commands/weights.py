@@ -73,6 +73,8 @@ def published_sha256(w: W.WeightFile) -> str:
     """The published sha256 of ``w`` (of the archive for zip entries), or what is published instead."""
     if w.sha256:
         return w.sha256
+    if w.sha256_prefix:
+        return f"not published; its file name carries the prefix {w.sha256_prefix}"
     if w.member_sha256:
         return f"not published for the {w.kind}; {len(w.member_sha256)} member file(s) have one"
     return "not published"
