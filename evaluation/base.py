@@ -41,6 +41,9 @@ class Metric:
     columns: output column names, in order (e.g. ``("identity_cos", "identity_angle")``).
     higher_is_better: ``{column: bool}``.
     needs_reference: whether :meth:`compute` needs ``target``.
+    needs_input: whether :meth:`compute`'s second argument is the method's **LQ input** instead of the ground
+        truth (no-reference metrics that compare the output with what the method was given, e.g.
+        ``identity-input``); the runner passes the LQ image, which may differ in size from ``pred``.
     dataset_level: ``True`` for metrics of a whole image set (FID), computed with features/score.
     weights: names of the weight-store entries (:mod:`celebref.weights`) :meth:`load` reads.
     """
@@ -49,6 +52,7 @@ class Metric:
     columns: tuple[str, ...] = ()
     higher_is_better: dict[str, bool] = {}
     needs_reference: bool = True
+    needs_input: bool = False
     dataset_level: bool = False
     weights: tuple[str, ...] = ()
     #: option name -> default; the subclass's ``__init__`` accepts exactly these (plus device/profile)
@@ -94,6 +98,7 @@ class Metric:
             "columns": list(self.columns),
             "higher_is_better": dict(self.higher_is_better),
             "needs_reference": self.needs_reference,
+            **({"needs_input": True} if self.needs_input else {}),  # absent when False: cache keys unchanged
             "dataset_level": self.dataset_level,
             "weights": list(self.weights),
             "input": "uint8 RGB NCHW, 0..255",
