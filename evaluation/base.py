@@ -7,7 +7,9 @@ integer pixel values ``0..255`` (what :func:`celebref.imageio.read_image` gives,
 NCHW). Integer input keeps every metric exact: each one converts to the float type and range its reference
 implementation uses (BasicSR: float64 ``[0, 255]``; LPIPS: float32 ``[-1, 1]``; pytorch-fid: float32
 ``[0, 1]``), and documents that conversion in :meth:`Metric.describe`. ``target`` is ``None`` for
-no-reference metrics (:attr:`Metric.needs_reference` is ``False``).
+no-reference metrics (:attr:`Metric.needs_reference` is ``False``), except those with
+:attr:`Metric.needs_input` (e.g. ``identity-input``), which take the method's LQ input there (same count,
+possibly another size).
 
 Per-image metrics return ``{column: torch.Tensor (N,) float64 on the CPU}`` from :meth:`Metric.compute`
 (NaN marks an image the metric could not score, e.g. no face found; the reason is kept in
@@ -125,6 +127,12 @@ class Metric:
             check_images(target, "target")
             if tuple(target.shape) != tuple(pred.shape):
                 raise ConfigError(f"{self.name}: pred and target shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}")
+        elif self.needs_input:  # the second argument is the LQ input: same count, any size
+            if target is None:
+                raise ConfigError(f"metric {self.name!r} needs the LQ input as its second argument")
+            check_images(target, "lq")
+            if len(target) != len(pred):
+                raise ConfigError(f"{self.name}: {len(pred)} restored images but {len(target)} LQ inputs")
         self._ensure_loaded()
         self.last_failures = {}
         with torch.no_grad():

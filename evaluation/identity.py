@@ -269,22 +269,6 @@ class IdentityInput(FaceMetric):
                 "labels": self.column_labels(), "columns_meaning": {"identity_input_cos": "cosine of unit embeddings"},
                 "thresholds": {"ntire2025": NTIRE2025_ID_THRESHOLDS, "source": NTIRE2025_SOURCE}}
 
-    def compute(self, pred: torch.Tensor, lq: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """``{"identity_input_cos": (N,) float64}`` for restored faces ``pred`` and their LQ inputs ``lq``."""
-        from .base import check_images
-
-        check_images(pred, "pred")
-        if lq is None:
-            raise ConfigError("metric 'identity-input' needs the LQ input as its second argument")
-        check_images(lq, "lq")
-        if len(lq) != len(pred):
-            raise ConfigError(f"identity-input: {len(pred)} restored images but {len(lq)} LQ inputs")
-        self._ensure_loaded()
-        self.last_failures = {}
-        with torch.no_grad():
-            out = self._compute(pred, lq)
-        return {c: out[c].detach().to("cpu", torch.float64).reshape(-1) for c in self.columns}
-
     def _adaface_embed(self, arrs: list[np.ndarray]) -> np.ndarray:
         from celebref.face.insightface_backend import ALIGNED_POINTS5
 

@@ -88,7 +88,7 @@ def test_adaface_self_and_smaller_lq(adaface_metric, mini_dir):
     # an LQ input half the size: points scale with the image, the crops nearly agree
     half = adaface_metric.compute(_t(img)[None], _t(small)[None])["identity_input_cos"]
     assert float(half[0]) > float(out["identity_input_cos"][1])
-    with pytest.raises(ConfigError, match="needs the LQ input"):
+    with pytest.raises(ConfigError, match="needs the LQ input as its second argument"):
         adaface_metric.compute(_t(img)[None])
     with pytest.raises(ConfigError, match="2 restored images but 1 LQ"):
         adaface_metric.compute(torch.stack([_t(img), _t(img)]), _t(img)[None])
