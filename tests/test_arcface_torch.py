@@ -93,12 +93,26 @@ def test_unfolded_export_loads_too(buffalo, tmp_path):
     assert torch.allclose(torch.nn.functional.normalize(a), torch.nn.functional.normalize(b), atol=TOL)
 
 
+class _InGraphNormalisation(torch.nn.Module):
+    """An mxnet-era style model that normalises inside the graph (Mul, Sub): must be refused, not mis-fed."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x * 0.0078125 - 1.0)
+
+
 def test_other_graph_is_refused_in_one_line(tmp_path):
     small = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.PReLU(8)).eval()
     _export(small, tmp_path / "small.onnx")
     with pytest.raises(FaceAnalysisError, match="not an ArcFace IResNet-50 graph") as e:
         iresnet50_from_onnx(tmp_path / "small.onnx")
     assert "\n" not in str(e.value)
+    _export(_InGraphNormalisation().eval(), tmp_path / "scaled.onnx")
+    with pytest.raises(FaceAnalysisError, match="unexpected operators .*Mul"):
+        iresnet50_from_onnx(tmp_path / "scaled.onnx")
     (tmp_path / "junk.onnx").write_bytes(b"\xff\xff\xff")
     with pytest.raises(FaceAnalysisError):
         iresnet50_from_onnx(tmp_path / "junk.onnx")

@@ -96,6 +96,11 @@ class IResNet(nn.Module):
 
 # --- ONNX -> modules ------------------------------------------------------------------------------------------
 
+#: every operator a torch export of this network may contain (anything else is refused, not ignored)
+_KNOWN_OPS = frozenset({"Conv", "BatchNormalization", "PRelu", "Add", "Flatten", "Reshape", "Gemm", "MatMul",
+                        "Unsqueeze", "Squeeze", "Identity", "Constant", "Shape", "Gather", "Concat", "Dropout"})
+
+
 def _fail(path, msg: str) -> FaceAnalysisError:
     return FaceAnalysisError(f"{path}: not an ArcFace IResNet-50 graph ({msg})")
 
@@ -135,6 +140,9 @@ def iresnet50_from_onnx(path: str | Path) -> IResNet:
     """An :class:`IResNet` (eval mode, float32, CPU) holding the weights of the ArcFace IResNet-50 ONNX file at
     ``path`` (mapping: module docstring). Raises :class:`FaceAnalysisError` with one line if the graph differs."""
     nodes, inits = read_onnx(path)
+    other = sorted({n.op_type for n in nodes} - _KNOWN_OPS)
+    if other:  # e.g. mxnet-era models that normalise inside the graph (Sub/Mul): not this network
+        raise _fail(path, f"unexpected operators {', '.join(other)}")
     for n in nodes:  # constants reshaped in the graph (an unfolded export's PReLU slopes): follow them
         if n.op_type in ("Unsqueeze", "Squeeze", "Identity") and n.inputs and n.inputs[0] in inits:
             inits[n.outputs[0]] = inits[n.inputs[0]]
