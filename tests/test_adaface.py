@@ -123,3 +123,10 @@ def test_bad_checkpoints_give_one_line(tmp_path):
     torch.save({"state_dict": {"model.input_layer.0.weight": torch.zeros(1)}}, wrong)
     with pytest.raises(WeightError, match="does not fit IR-50"):
         load_adaface(wrong)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_features_on_cuda_match_official(meta, arrays, inputs, net):  # pragma: no cover - GPU only
+    crops = [ntire_align(img, p5) for img, p5 in inputs]
+    feats = AdaFaceEmbedder(net, "cuda").embed_crops(crops)
+    assert np.abs(feats - arrays["feature_f64"]).max() <= meta["tolerances"]["feature_atol"]
