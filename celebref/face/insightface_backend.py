@@ -195,7 +195,8 @@ def _blob(images: Sequence[np.ndarray], mean: float, std: float) -> np.ndarray:
 class InsightFaceBackend(FaceBackend):
     """RetinaFace + ArcFace from buffalo_l via onnxruntime. ``device``: ``None``/``"auto"``/``"cpu"``/``"cuda"``
     (CUDA through onnxruntime's CUDA provider when it is installed). ``root``: the buffalo_l folder (default: the
-    weight store's ``insightface-buffalo_l``)."""
+    weight store's ``insightface-buffalo_l``). ``embedder``: who runs ArcFace: ``"onnxruntime"``, ``"torch"``
+    (:class:`celebref.face.iresnet.ArcFaceTorch` on ``device``) or ``"auto"`` (torch on CUDA, else onnxruntime)."""
 
     name = "insightface"
     option_names = ("det_size", "det_thresh", "nms_thresh", "device", "root", "embedder")
