@@ -97,13 +97,29 @@ def test_features_match_official(meta, arrays, inputs, net):
     assert np.abs(arrays["cos_f64"][0, 1:]).max() < 1 - 100 * tol["cos_atol"]
 
 
+class _LightningLikeState:
+    """A class a real Lightning checkpoint would name outside its tensors (e.g. a callback's state)."""
+
+    built = 0
+
+    def __init__(self, k):
+        self.k = k
+
+    def __setstate__(self, state):
+        type(self).built += 1
+        self.__dict__.update(state)
+
+
 def test_checkpoint_layout_loads_unchanged(net, tmp_path, meta, arrays, inputs):
     """A Lightning-style file (``state_dict`` with ``model.``/``head.`` keys and Namespace hyper-parameters)."""
     sd = {f"model.{k}": v for k, v in net.state_dict().items()}
     sd["head.kernel"] = torch.zeros(512, 3)
     path = tmp_path / "adaface_ir50_ms1mv2.ckpt"
-    torch.save({"epoch": 1, "state_dict": sd, "hyper_parameters": argparse.Namespace(arch="ir_50")}, path)
+    torch.save({"epoch": 1, "state_dict": sd, "hyper_parameters": argparse.Namespace(arch="ir_50"),
+                "callbacks": {"ModelCheckpoint": _LightningLikeState(3)}}, path)
+    _LightningLikeState.built = 0
     loaded = load_adaface(path)
+    assert _LightningLikeState.built == 0  # the file's own classes are never imported or run
     img, p5 = inputs[0]
     f = AdaFaceEmbedder(loaded).embed_crops([ntire_align(img, p5)])
     assert np.abs(f[0] - arrays["feature_f64"][0]).max() <= meta["tolerances"]["feature_atol"]
