@@ -96,7 +96,7 @@ def _tensor(buf: bytes) -> tuple[str, np.ndarray]:
         elif num == 7:
             ints += _packed_varints(val, wt)
         elif num == 8:
-            name = val.decode()
+            name = bytes(val).decode()
         elif num == 9:
             raw = val
         elif num == 10:
@@ -121,7 +121,7 @@ def _attribute(buf: bytes) -> tuple[str, object]:
     name, value, ints = "", None, []
     for num, wt, val in _fields(buf):
         if num == 1:
-            name = val.decode()
+            name = bytes(val).decode()
         elif num == 2:
             value = struct.unpack("<f", val)[0]
         elif num == 3:
@@ -135,13 +135,13 @@ def _node(buf: bytes) -> OnnxNode:
     node = OnnxNode("", [], [])
     for num, _, val in _fields(buf):
         if num == 1:
-            node.inputs.append(val.decode())
+            node.inputs.append(bytes(val).decode())
         elif num == 2:
-            node.outputs.append(val.decode())
+            node.outputs.append(bytes(val).decode())
         elif num == 3:
-            node.name = val.decode()
+            node.name = bytes(val).decode()
         elif num == 4:
-            node.op_type = val.decode()
+            node.op_type = bytes(val).decode()
         elif num == 5:
             k, v = _attribute(val)
             node.attrs[k] = v
@@ -151,7 +151,7 @@ def _node(buf: bytes) -> OnnxNode:
 def read_onnx(path: str | Path) -> tuple[list[OnnxNode], dict[str, np.ndarray]]:
     """``(nodes in graph order, {initializer name: array})`` of the ONNX model file at ``path``."""
     try:
-        data = Path(path).read_bytes()
+        data = memoryview(Path(path).read_bytes())  # slices of a memoryview are views: no per-field copies
     except OSError as exc:
         raise FaceAnalysisError(f"cannot read ONNX file {path}: {exc.strerror or exc}") from None
     graph = None
