@@ -14,9 +14,10 @@ Every metric is one small class with a uniform call on batched tensors (:mod:`ev
     fid.score(fid.features(pred), fid.features(gt))   # or a statistics file (evaluation.fid.load_statistics)
 
 Attributes of each metric: ``name`` (canonical), ``columns``, ``higher_is_better`` (per column),
-``needs_reference``, ``dataset_level``, ``weights`` (weight-store names), ``last_failures`` (index -> reason
+``needs_reference``, ``needs_input`` (second argument is the LQ input), ``dataset_level``, ``weights`` (weight-store names), ``last_failures`` (index -> reason
 for NaN values). Names: ``psnr``, ``ssim``, ``lpips`` (AlexNet), ``lpips-vgg``, ``fid``, ``niqe``,
-``identity`` (columns ``identity_cos``, ``identity_angle``), ``lmd``, ``pyiqa:<name>`` (optional extra); the
+``identity`` (columns ``identity_cos``, ``identity_angle``), ``identity-input`` (``identity_input_cos``, restored
+vs LQ input, AdaFace IR-50 by default as NTIRE 2025), ``lmd``, ``pyiqa:<name>`` (optional extra); the
 registries :data:`evaluation.registry.METRICS` and :data:`evaluation.profiles.PROFILES` list them with their aliases
 (``celebref list metrics``, ``celebref list profiles``) and take plugins (entry-point groups ``celebref.metrics``,
 ``celebref.profiles``). Dataset-level metrics (``dataset_level``) implement ``features``/``features_for_paths`` and

@@ -7,7 +7,9 @@ integer pixel values ``0..255`` (what :func:`celebref.imageio.read_image` gives,
 NCHW). Integer input keeps every metric exact: each one converts to the float type and range its reference
 implementation uses (BasicSR: float64 ``[0, 255]``; LPIPS: float32 ``[-1, 1]``; pytorch-fid: float32
 ``[0, 1]``), and documents that conversion in :meth:`Metric.describe`. ``target`` is ``None`` for
-no-reference metrics (:attr:`Metric.needs_reference` is ``False``).
+no-reference metrics (:attr:`Metric.needs_reference` is ``False``), except those with
+:attr:`Metric.needs_input` (e.g. ``identity-input``), which take the method's LQ input there (same count,
+possibly another size).
 
 Per-image metrics return ``{column: torch.Tensor (N,) float64 on the CPU}`` from :meth:`Metric.compute`
 (NaN marks an image the metric could not score, e.g. no face found; the reason is kept in
@@ -41,6 +43,9 @@ class Metric:
     columns: output column names, in order (e.g. ``("identity_cos", "identity_angle")``).
     higher_is_better: ``{column: bool}``.
     needs_reference: whether :meth:`compute` needs ``target``.
+    needs_input: whether :meth:`compute`'s second argument is the method's **LQ input** instead of the ground
+        truth (no-reference metrics that compare the output with what the method was given, e.g.
+        ``identity-input``); the runner passes the LQ image, which may differ in size from ``pred``.
     dataset_level: ``True`` for metrics of a whole image set (FID), computed with features/score.
     weights: names of the weight-store entries (:mod:`celebref.weights`) :meth:`load` reads.
     """
@@ -49,6 +54,7 @@ class Metric:
     columns: tuple[str, ...] = ()
     higher_is_better: dict[str, bool] = {}
     needs_reference: bool = True
+    needs_input: bool = False
     dataset_level: bool = False
     weights: tuple[str, ...] = ()
     #: option name -> default; the subclass's ``__init__`` accepts exactly these (plus device/profile)
@@ -94,6 +100,7 @@ class Metric:
             "columns": list(self.columns),
             "higher_is_better": dict(self.higher_is_better),
             "needs_reference": self.needs_reference,
+            **({"needs_input": True} if self.needs_input else {}),  # absent when False: cache keys unchanged
             "dataset_level": self.dataset_level,
             "weights": list(self.weights),
             "input": "uint8 RGB NCHW, 0..255",
@@ -120,6 +127,12 @@ class Metric:
             check_images(target, "target")
             if tuple(target.shape) != tuple(pred.shape):
                 raise ConfigError(f"{self.name}: pred and target shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}")
+        elif self.needs_input:  # the second argument is the LQ input: same count, any size
+            if target is None:
+                raise ConfigError(f"metric {self.name!r} needs the LQ input as its second argument")
+            check_images(target, "lq")
+            if len(target) != len(pred):
+                raise ConfigError(f"{self.name}: {len(pred)} restored images but {len(target)} LQ inputs")
         self._ensure_loaded()
         self.last_failures = {}
         with torch.no_grad():

@@ -56,7 +56,12 @@ class FaceMetric(Metric):
             raise WeightError(f"{self.name}: face analysis is unavailable ({e})") from None
         name = self.options["backend"]
         try:
-            self.backend = get_backend(None if name in (None, "auto") else name)
+            from celebref.face import FACE_BACKENDS
+
+            accepted = None if name in (None, "auto") else getattr(FACE_BACKENDS.get(name), "option_names", None)
+            # the embedding runs on the metric's device where the backend can (insightface: torch on CUDA)
+            opts = {"device": str(self.device)} if accepted is None or "device" in accepted else {}
+            self.backend = get_backend(None if name in (None, "auto") else name, **opts)
         except ConfigError:
             raise
         except CelebrefError as e:
@@ -161,3 +166,130 @@ class Identity(FaceMetric):
             cos[i] = float(np.clip(np.dot(ep / np.linalg.norm(ep), eg / np.linalg.norm(eg)), -1.0, 1.0))
         angle = np.degrees(np.arccos(cos))
         return {"identity_cos": torch.from_numpy(cos), "identity_angle": torch.from_numpy(angle)}
+
+
+# --- identity to the input (no ground truth) --------------------------------------------------------------------
+
+#: NTIRE 2025 Real-World Face Restoration: the identity threshold of each test set (an output whose AdaFace cosine
+#: to its LQ input is below it counts as a "low ID_Sim" face) and the number of images per set, as ``eval.py``
+#: states them (zhengchen1999/NTIRE2025_RealWorld_Face_Restoration ``eval.py`` @ 3b1903d3d57245268a14c5c36f0b0d78
+#: 9add55fe, ``thresholds`` and ``dataset_counts``). Its ``face_alignment/inference.py`` has a different, unused
+#: table (``filter_images_by_threshold``: 0.7 for CelebA/LFW/CelebChild), not these.
+NTIRE2025_ID_THRESHOLDS: dict[str, float] = {"CelebA": 0.5, "LFW-Test": 0.6, "CelebChild-Test": 0.6,
+                                             "Wider-Test": 0.3, "WebPhoto-Test": 0.3}
+NTIRE2025_SET_SIZES: dict[str, int] = {"CelebA": 100, "LFW-Test": 100, "CelebChild-Test": 50, "WebPhoto-Test": 100,
+                                       "Wider-Test": 100}
+NTIRE2025_SOURCE = "zhengchen1999/NTIRE2025_RealWorld_Face_Restoration eval.py@3b1903d3d57245268a14c5c36f0b0d789add55fe"
+
+
+def identity_threshold(set_name: str, thresholds: dict[str, float] | None = None) -> float:
+    """The identity threshold of test set ``set_name`` (default table: :data:`NTIRE2025_ID_THRESHOLDS`)."""
+    table = NTIRE2025_ID_THRESHOLDS if thresholds is None else thresholds
+    if set_name not in table:
+        raise ConfigError(f"no identity threshold for test set {set_name!r} (known: {', '.join(sorted(table))})")
+    return float(table[set_name])
+
+
+def low_identity_counts(values_by_set: dict[str, list[float]], thresholds: dict[str, float] | None = None
+                        ) -> dict[str, int]:
+    """``{set: number of values below the set's threshold}`` plus ``"All"`` (their sum), as ``eval.py`` counts
+    ``low_ID_Sim`` (strictly below; NaN, a face that could not be scored, is not counted, as a failed comparison
+    is never below a threshold there either; report failures separately)."""
+    out = {}
+    for name, values in values_by_set.items():
+        t = identity_threshold(name, thresholds)
+        out[name] = int(sum(1 for v in values if float(v) < t))
+    out["All"] = sum(out.values())
+    return out
+
+
+#: identity-input backends: option value -> display tag
+_INPUT_TAGS = {"adaface": "AdaFace", "arcface": "ArcFace", "dlib": "dlib"}
+
+
+class IdentityInput(FaceMetric):
+    """Identity to the input: cosine between the AdaFace (default, as NTIRE 2025), ArcFace (insightface) or dlib
+    embeddings of the restored face and of the **LQ input** it was restored from; no ground truth.
+
+    Call ``compute(pred, lq)``: both uint8 RGB ``(N, 3, H, W)`` aligned face crops (``lq`` may be smaller; it is
+    never resized: alignment points scale with each image). :attr:`needs_input` tells the runner to pass the LQ
+    input as the second argument. Column ``identity_input_cos`` in ``[-1, 1]``, higher is better, labelled
+    ``ID-LQ(AdaFace)`` / ``ID-LQ(ArcFace)`` / ``ID-LQ(dlib)``; compare numbers only within one backend.
+
+    ``backend="adaface"``: NTIRE's procedure (:mod:`evaluation.adaface`): both images aligned by
+    :func:`~evaluation.adaface.ntire_align` with the same five points, here the mean FFHQ-aligned positions
+    (:data:`celebref.face.insightface_backend.ALIGNED_POINTS5`) times each image's size, since aligned crops carry
+    no per-image points (NTIRE reads per-image points from its own CSV); the score is the dot product of the unit
+    features (NTIRE's ``ID_Sim``). ``"arcface"``/``"dlib"``: the face backend's ``embed_aligned`` of each image
+    (its detector's largest face, else the aligned-face prior), as the ``identity`` metric's aligned mode.
+    Per-set thresholds and the below-threshold count: :func:`low_identity_counts`.
+    """
+
+    name = "identity-input"
+    columns = ("identity_input_cos",)
+    higher_is_better = {"identity_input_cos": True}
+    needs_reference = False
+    needs_input = True
+    #: the default backend's checkpoint; an instance with backend arcface/dlib needs none (``self.weights = ()``)
+    weights = ("adaface-ir50-ms1mv2",)
+    defaults = {"backend": "adaface"}
+
+    def __init__(self, device="cpu", **options):
+        super().__init__(device, **options)
+        if self.options["backend"] not in _INPUT_TAGS:
+            raise ConfigError(f"identity-input backend must be one of {', '.join(_INPUT_TAGS)}, "
+                              f"got {self.options['backend']!r}")
+        self.weights = ("adaface-ir50-ms1mv2",) if self.options["backend"] == "adaface" else ()
+        self.loaded = False
+        self.embedder = None
+
+    def _load(self) -> None:
+        if self.options["backend"] != "adaface":
+            super()._load()  # "arcface" is the insightface face backend's alias
+            return
+        from celebref import weights
+
+        from .adaface import WEIGHT_NAME, AdaFaceEmbedder, load_adaface
+
+        path = weights.weight_path(WEIGHT_NAME)
+        self.embedder = AdaFaceEmbedder(load_adaface(path, self.device), self.device)
+
+    def backend_tag(self) -> str:
+        return _INPUT_TAGS[self.options["backend"]]
+
+    def column_labels(self) -> dict[str, str]:
+        return {"identity_input_cos": f"ID-LQ({self.backend_tag()})"}
+
+    def _describe(self) -> dict:
+        face = ({"backend": "adaface", "model": "AdaFace IR-50 (adaface-ir50-ms1mv2)",
+                 "alignment": "NTIRE warp_and_crop_face, FFHQ-aligned prior points scaled to each image",
+                 "input": "BGR, ((x/255)-0.5)/0.5, 112x112"}
+                if self.options["backend"] == "adaface" else self._backend_info())
+        return {"face": face, "second_input": "the method's LQ input (not ground truth)",
+                "labels": self.column_labels(), "columns_meaning": {"identity_input_cos": "cosine of unit embeddings"},
+                "thresholds": {"ntire2025": NTIRE2025_ID_THRESHOLDS, "source": NTIRE2025_SOURCE}}
+
+    def _adaface_embed(self, arrs: list[np.ndarray]) -> np.ndarray:
+        from celebref.face.insightface_backend import ALIGNED_POINTS5
+
+        from .adaface import ntire_align
+
+        crops = [ntire_align(a, ALIGNED_POINTS5 * np.array([a.shape[1], a.shape[0]], np.float64)) for a in arrs]
+        return self.embedder.embed_crops(crops).astype(np.float64)
+
+    def _compute(self, pred, lq):
+        preds, lqs = to_arrays(pred), to_arrays(lq)
+        cos = np.full(len(preds), np.nan)
+        if self.options["backend"] == "adaface":
+            ep, el = self._adaface_embed(preds), self._adaface_embed(lqs)
+            cos[:] = np.clip(np.einsum("nd,nd->n", ep, el), -1.0, 1.0)
+            return {"identity_input_cos": torch.from_numpy(cos)}
+        for i, (p, q) in enumerate(zip(preds, lqs)):
+            try:
+                ep = np.asarray(self.backend.embed_aligned(p), np.float64)
+                el = np.asarray(self.backend.embed_aligned(q), np.float64)
+            except CelebrefError as e:
+                self.last_failures[i] = f"face analysis failed: {e}"
+                continue
+            cos[i] = float(np.clip(np.dot(ep / np.linalg.norm(ep), el / np.linalg.norm(el)), -1.0, 1.0))
+        return {"identity_input_cos": torch.from_numpy(cos)}

@@ -7,8 +7,9 @@
     m.load(); m.compute(pred_u8, target_u8)["psnr"]
 
 :data:`METRICS` is a :class:`celebref.registry.Registry` (entry-point group ``celebref.metrics``): ``psnr``,
-``ssim``, ``lpips`` (AlexNet), ``lpips-vgg``, ``fid``, ``niqe``, ``identity``, ``lmd``, ``musiq``, ``maniqa``,
-``clip-iqa`` (the last three through the optional pyiqa extra, weights from our store, non-commercial), each a lazy
+``ssim``, ``lpips`` (AlexNet), ``lpips-vgg``, ``fid``, ``niqe``, ``identity``, ``identity-input`` (scored against
+the LQ input: ``needs_input``), ``lmd``, ``musiq``, ``maniqa``, ``clip-iqa`` (the last three through the optional
+pyiqa extra, weights from our store, non-commercial), each a lazy
 ``module:Class`` with a one-line description, its aliases (case-insensitive, ``_`` = ``-``; ``celebref list
 metrics``) and the weight-store files it reads. ``pyiqa:<name>`` reaches any pyiqa metric (optional extra;
 ``pyiqa:musiq``, ``pyiqa:maniqa`` and ``pyiqa:clipiqa`` mean the named entries).
@@ -50,6 +51,11 @@ METRICS.register("niqe", "evaluation.niqe:NIQE", weights=("niqe-params",), tags=
 METRICS.register("identity", "evaluation.identity:Identity",
                  aliases=("id", "idd", "identity-distance", "arcface", "deg"), tags=("full-reference", "face"),
                  description="identity cosine and angle between restored and GT face embeddings (face backend)")
+METRICS.register("identity-input", "evaluation.identity:IdentityInput",
+                 aliases=("id-input", "identity-lq", "id-sim", "adaface"), weights=("adaface-ir50-ms1mv2",),
+                 tags=("no-reference", "needs-input", "face"),
+                 description="identity cosine between the restored face and its LQ input (AdaFace IR-50 as NTIRE "
+                             "2025; arcface/dlib backends)")
 METRICS.register("lmd", "evaluation.lmd:LandmarkDistance", aliases=("landmark-distance", "lmd68", "landmarks"),
                  tags=("full-reference", "face"),
                  description="mean distance in px at 512 between restored and GT 68 landmarks (face backend)")

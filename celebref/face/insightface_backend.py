@@ -10,7 +10,10 @@ classes (facts taken from them: input normalisation, strides, anchors, decoding,
   threshold 0.5, greedy NMS at IoU 0.4 (areas counted with insightface's ``+1``).
 * Embedding: the 5 points are mapped to the standard ArcFace 112x112 template by a least-squares similarity
   transform (Umeyama), the crop is warped bilinearly with a black border, normalised as ``(RGB - 127.5) / 127.5``
-  and the 512-d output is L2-normalised.
+  and the 512-d output is L2-normalised. ``embedder="torch"`` runs the same network as a torch IResNet-50 fed
+  from the ONNX file's initializers (:mod:`celebref.face.iresnet`) on ``device``; ``"auto"`` (default) does so
+  when ``device`` is CUDA and keeps onnxruntime on the CPU (the two agree to ~1e-6 on unit embeddings,
+  ``tests/test_arcface_torch.py``).
 * 68 landmarks: buffalo_l has no 2D 68-point model in the iBUG layout that this module runs (it has 106-point
   ``2d106det`` and 3D ``1k3d68``), so :meth:`InsightFaceBackend.landmarks68` runs **dlib's** 68-point predictor on a
   HOG-like box derived from RetinaFace's 5 points (:func:`celebref.face.dlib_backend.box_from_points5`); the model
@@ -192,15 +195,16 @@ def _blob(images: Sequence[np.ndarray], mean: float, std: float) -> np.ndarray:
 class InsightFaceBackend(FaceBackend):
     """RetinaFace + ArcFace from buffalo_l via onnxruntime. ``device``: ``None``/``"auto"``/``"cpu"``/``"cuda"``
     (CUDA through onnxruntime's CUDA provider when it is installed). ``root``: the buffalo_l folder (default: the
-    weight store's ``insightface-buffalo_l``)."""
+    weight store's ``insightface-buffalo_l``). ``embedder``: who runs ArcFace: ``"onnxruntime"``, ``"torch"``
+    (:class:`celebref.face.iresnet.ArcFaceTorch` on ``device``) or ``"auto"`` (torch on CUDA, else onnxruntime)."""
 
     name = "insightface"
-    option_names = ("det_size", "det_thresh", "nms_thresh", "device", "root")
+    option_names = ("det_size", "det_thresh", "nms_thresh", "device", "root", "embedder")
     embedding_dim = 512
     same_identity_threshold = 1.18  # cosine 0.30; not calibrated here (see module docstring)
 
     def __init__(self, det_size: tuple[int, int] = (640, 640), det_thresh: float = 0.5, nms_thresh: float = 0.4,
-                 device: str | None = None, root: str | Path | None = None):
+                 device: str | None = None, root: str | Path | None = None, embedder: str = "auto"):
         try:
             import onnxruntime  # noqa: F401, PLC0415
         except ImportError as exc:
@@ -217,9 +221,16 @@ class InsightFaceBackend(FaceBackend):
             raise FaceAnalysisError(f"det_size must be multiples of 32, got {self.det_size}")
         self.det_thresh, self.nms_thresh = float(det_thresh), float(nms_thresh)
         self.device = device
+        if embedder not in ("auto", "onnxruntime", "torch"):
+            raise FaceAnalysisError(f"embedder must be 'auto', 'onnxruntime' or 'torch', got {embedder!r}")
+        from ..device import resolve_device  # noqa: PLC0415
+
+        if embedder == "auto":
+            embedder = "torch" if resolve_device(device).type == "cuda" else "onnxruntime"
+        self.embedder = embedder
         self._lock = threading.Lock()
         self._det = LazyModel(lambda: self._session(self.root / DETECTOR_FILE))
-        self._rec = LazyModel(lambda: self._session(self.root / RECOGNITION_FILE))
+        self._rec = LazyModel(self._recognition)
         self._dlib = None
         self._models: dict[str, str] | None = None
 
@@ -234,6 +245,14 @@ class InsightFaceBackend(FaceBackend):
         options = ort.SessionOptions()
         return ort.InferenceSession(str(path), sess_options=options, providers=providers)
 
+    def _recognition(self):
+        if self.embedder == "torch":
+            from ..device import resolve_device  # noqa: PLC0415
+            from .iresnet import ArcFaceTorch  # noqa: PLC0415
+
+            return ArcFaceTorch(self.root / RECOGNITION_FILE, resolve_device(self.device))
+        return self._session(self.root / RECOGNITION_FILE)
+
     @property
     def models(self) -> dict[str, str]:
         if self._models is None:
@@ -241,7 +260,7 @@ class InsightFaceBackend(FaceBackend):
 
             self._models = {
                 "detector": f"{model_id(self.root / DETECTOR_FILE)};det_size={self.det_size[0]}x{self.det_size[1]}",
-                "embedding": model_id(self.root / RECOGNITION_FILE),
+                "embedding": f"{model_id(self.root / RECOGNITION_FILE)};runtime={self.embedder}",
                 "landmarks68": "dlib:shape_predictor_68_face_landmarks.dat on a box from RetinaFace's 5 points",
             }
         return dict(self._models)
@@ -291,7 +310,16 @@ class InsightFaceBackend(FaceBackend):
         if not images:
             return np.zeros((0, self.embedding_dim), np.float32)
         crops = [arcface_crop(img, self._points5(d)) for img, d in zip(images, dets)]
-        sess = self._rec.get()
+        return self.embed_crops(crops)
+
+    def embed_crops(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """Unit-norm embeddings of 112x112 RGB uint8 ArcFace crops (:func:`arcface_crop`), through onnxruntime
+        or the torch network (``embedder``)."""
+        rec = self._rec.get()
+        if self.embedder == "torch":
+            with self._lock:
+                return rec.embed_crops(crops)
+        sess = rec
         with self._lock:
             out = sess.run(None, {sess.get_inputs()[0].name: _blob(crops, 127.5, 127.5)})[0]
         return l2_normalise(np.asarray(out, dtype=np.float64).reshape(len(crops), -1))

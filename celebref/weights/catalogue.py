@@ -128,6 +128,15 @@ _ENTRIES: tuple[WeightFile, ...] = (
         homepage="https://github.com/deepinsight/insightface/tree/master/model_zoo",
     ),
     WeightFile(
+        name="adaface-ir50-ms1mv2", filename="adaface_ir50_ms1mv2.ckpt",
+        urls=("https://drive.google.com/file/d/1eUaSHG4pGlIZK7hBkqjyp2fc2epKoBvI/view?usp=sharing",), manual=True,
+        licence="code MIT (mk-minchul/AdaFace); weights trained on MS1MV2 (MS-Celeb-1M derived, withdrawn, "
+                "research use only): treat as non-commercial", noncommercial=True,
+        homepage="https://github.com/mk-minchul/AdaFace",
+        notes="AdaFace IR-50 (the NTIRE 2025 real-world face restoration identity check; evaluation.adaface); "
+              "a PyTorch Lightning checkpoint, the network is state_dict['model.*']; no size or sha256 is published",
+    ),
+    WeightFile(
         name="fid-inception", filename="pt_inception-2015-12-05-6726825d.pth",
         urls=("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",),
         size=95_628_359, sha256="6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2",
