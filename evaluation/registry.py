@@ -48,6 +48,9 @@ METRICS.register("niqe", "evaluation.niqe:NIQE", weights=("niqe-params",), tags=
 METRICS.register("identity", "evaluation.identity:Identity",
                  aliases=("id", "idd", "identity-distance", "arcface", "deg"), tags=("full-reference", "face"),
                  description="identity cosine and angle between restored and GT face embeddings (face backend)")
+METRICS.register("identity-refs", "evaluation.identity_refs:IdentityToReferences",
+                 aliases=("identity-ref", "id-refs"), tags=("no-reference", "face"),
+                 description="identity cosine of each face to the closest of a folder of reference faces (refs=DIR)")
 METRICS.register("lmd", "evaluation.lmd:LandmarkDistance", aliases=("landmark-distance", "lmd68", "landmarks"),
                  tags=("full-reference", "face"),
                  description="mean distance in px at 512 between restored and GT 68 landmarks (face backend)")

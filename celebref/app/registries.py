@@ -32,11 +32,12 @@ KINDS: dict[str, RegistryInfo] = {info.kind: info for info in (
     RegistryInfo("ops", "degradations.ops:OPS"),
     RegistryInfo("backends", "celebref.face:FACE_BACKENDS"),
     RegistryInfo("engines", "celebref.engine:ENGINES"),
+    RegistryInfo("alignments", "baselines.alignments:ALIGNMENTS"),
 )}
 
 #: short names used for the kind of a user of a weight file ("method:dmdnet", "face:dlib", ...)
 USER_PREFIX = {"methods": "method", "metrics": "metric", "backends": "face", "profiles": "profile",
-               "presets": "preset", "ops": "op", "engines": "engine"}
+               "presets": "preset", "ops": "op", "engines": "engine", "alignments": "alignment"}
 
 
 def get_registry(kind: str) -> Registry:

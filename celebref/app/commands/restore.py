@@ -100,6 +100,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--only-center-face", action="store_true", help="whole photos: restore only the face nearest the centre")
     w.add_argument("--min-face-size", type=float, default=0.0, help="whole photos: leave faces whose box is under PX pixels")
     w.add_argument("--face-backend", default="dlib", help="whole photos: face detector (dlib, insightface or auto)")
+    w.add_argument("--max-memory-gib", type=float, default=None, metavar="GIB",
+                   help="whole photos: memory one photo may use; a photo whose output would need more is refused "
+                        "(status too_large) before anything is allocated (default: $CELEBREF_WHOLE_PHOTO_MAX_GIB, "
+                        "else half of the available memory)")
     p.set_defaults(func=run)
 
 
@@ -119,8 +123,10 @@ def run(args: argparse.Namespace):
         whole_photo_batch_size(args)
         from celebref.weights import allowing_unverified
 
+        from celebref.device import resolve_device
+
         with allowing_unverified(True) if args.allow_unverified_weights else contextlib.nullcontext():
-            return run_command(args)
+            return run_command(args, method_engine(args, resolve_device(args.device)))
     from baselines.registry import create_method
     from celebref.params import split_spec_list
     from celebref.app.outcome import Outcome
