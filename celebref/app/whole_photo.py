@@ -49,7 +49,7 @@ from celebref.tabular import write_table
 
 from .restore import is_inline
 from .restore_worker import MethodSpec
-from .whole_photo_canvas import memory_limit, paste_in_regions, too_large_reason
+from .whole_photo_canvas import largest_region, memory_limit, paste_in_regions, too_large_reason
 
 FACE_COLUMNS = ["photo", "method", "alignment", "face", "status", "reason", "x1", "y1", "x2", "y2", "score",
                 "points5", "landmarks68", "matrix", "paste_order", "overlaps", "w_edge", "input_path", "restored_path",
@@ -176,6 +176,7 @@ class WholePhotoRunner:
     engine: Engine | None = None
     max_memory_gib: float | None = None
     rows: list[dict] = field(default_factory=list)
+    _limit: int = field(default=0, repr=False)
 
     def config(self) -> dict:
         return {"upscale": self.upscale, "only_center_face": self.only_center_face, "min_face_size": self.min_face_size,
@@ -202,7 +203,7 @@ class WholePhotoRunner:
         engine = self.engine if self.engine is not None else get_engine("local", workers=1)
         atomic_write_json(self.out / "whole_photo.json", {"config": self.config(), "n_photos": len(photos),
                                                           "engine": engine.describe()})
-        limit = memory_limit(self.max_memory_gib)
+        limit = self._limit = memory_limit(self.max_memory_gib)
         kept = {p.id: p.path for p in photos if not p.reason}
         for p in photos:  # rejected before reading (e.g. duplicate_id): one row per method, nothing written
             if p.reason:
@@ -230,7 +231,7 @@ class WholePhotoRunner:
             for p in chunk:
                 rows = [row for m in self.methods for row in self._paste(m, p, restored[m.label])]
                 self.rows.extend(rows)
-                if p.status != TOO_LARGE:  # a rerun with more memory (or a lower --upscale) redoes it
+                if all(r["status"] != TOO_LARGE for r in rows):  # a rerun with more memory redoes it
                     journal.append([{"key": self._key(), "photo": p.id, "rows": rows}])
                 p.image = None
         df = pd.DataFrame(self.rows, columns=FACE_COLUMNS).sort_values(["method", "photo", "face"], kind="stable")
@@ -291,15 +292,22 @@ class WholePhotoRunner:
         size = int(method.input_size or 512)
         order = sorted((f for f in p.faces if (p.id, f.index) in restored and restored[(p.id, f.index)][2].image is not None),
                        key=lambda f: (f.area, -f.index))  # largest last; equal areas: lower index on top
-        canvas = resize_background(p.image, self.upscale, self.background)
         faces = [restored[(p.id, f.index)][2].image for f in order]
         mats = [face_to_canvas_matrix(restored[(p.id, f.index)][1], size, img.shape[0], self.upscale)
                 for f, img in zip(order, faces)]
-        placed = paste_in_regions(canvas, faces, mats, self.upscale)
-        out_rel = f"{label}/{p.id}.png"
-        _write(self.out / out_rel, canvas)
-        del canvas
-        rows = [] if p.faces else [{**base, "face": -1, "status": p.status, "reason": p.reason, "output_path": out_rel}]
+        h, w = p.image.shape[:2]
+        why = too_large_reason(h, w, self.upscale, self._limit,
+                               largest_region(faces, mats, (h * self.upscale, w * self.upscale)))
+        if why:  # refused before the canvas is made; the faces' rows follow, not pasted
+            out_rel, placed, order = "", [], []
+            rows = [{**base, "face": -1, "status": TOO_LARGE, "reason": why, "output_path": ""}]
+        else:
+            canvas = resize_background(p.image, self.upscale, self.background)
+            placed = paste_in_regions(canvas, faces, mats, self.upscale)
+            out_rel = f"{label}/{p.id}.png"
+            _write(self.out / out_rel, canvas)
+            del canvas
+            rows = [] if p.faces else [{**base, "face": -1, "status": p.status, "reason": p.reason, "output_path": out_rel}]
         pasted = {f.index: (n, pl) for n, (f, pl) in enumerate(zip(order, placed))}
         overlaps = _overlaps(p.faces)
         for f in p.faces:

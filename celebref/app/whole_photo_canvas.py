@@ -6,9 +6,12 @@ two more float temporaries when rounding): a 4000x3000 photo at ``--upscale 8`` 
 copy alone. :func:`paste_in_regions` gives the same bytes (the same warps at the same integer offsets, the same
 float32 blending, the same rounding; pixels outside every face's region are copied) while allocating float32 only
 for the bounding box of each group of overlapping face regions. What remains proportional to the output is the
-uint8 canvas itself and its PNG encoding: :func:`needed_bytes` (``BYTES_PER_OUTPUT_PIXEL`` per output pixel plus
-the input photo) is checked against :func:`memory_limit` before the canvas is made, and a photo over the limit is
-refused with the size it would need (status ``too_large``).
+uint8 canvas itself and its PNG encoding. :func:`needed_bytes` (the input photo, ``BYTES_PER_OUTPUT_PIXEL`` per
+output pixel, ``BYTES_PER_REGION_PIXEL`` per pixel of the largest group region) is checked against
+:func:`memory_limit`: before face detection without the regions (a lower bound), and again before the canvas is
+made, with the regions of the restored faces; a photo over the limit is refused with the size it would need
+(status ``too_large``). The constants are measured with ``tracemalloc`` (uint8 canvas 3 + encoding 3.4 bytes per
+output pixel; 68-70 bytes per region pixel for the float32 blending and its temporaries).
 """
 
 from __future__ import annotations
@@ -21,16 +24,27 @@ import numpy as np
 
 from celebref.face.paste import Pasted, _roi, paste_faces
 
-#: the uint8 canvas (3), its PNG encoding (up to 3, incompressible noise) and the encoder's working rows (~1)
+#: the uint8 canvas (3) and its PNG encoding (a BGR copy 3 and the encoded bytes; 3.4 measured on a photo)
 BYTES_PER_OUTPUT_PIXEL = 7
+#: float32 blending of one group region in paste_faces, with its temporaries (68-70 measured)
+BYTES_PER_REGION_PIXEL = 72
 #: environment variable: the memory one photo may use, in GiB (default: half of the available memory)
 MEMORY_ENV = "CELEBREF_WHOLE_PHOTO_MAX_GIB"
 GIB = 1024 ** 3
 
 
-def needed_bytes(height: int, width: int, upscale: int) -> int:
-    """Bytes a photo of ``height x width`` pixels needs at ``upscale`` (input + output canvas + its encoding)."""
-    return int(height) * int(width) * 3 + int(height) * int(width) * int(upscale) ** 2 * BYTES_PER_OUTPUT_PIXEL
+def needed_bytes(height: int, width: int, upscale: int, region_pixels: int = 0) -> int:
+    """Bytes a photo of ``height x width`` pixels needs at ``upscale`` (input + output canvas + its encoding +
+    the float32 blending of the largest group region, ``region_pixels`` output pixels)."""
+    return (int(height) * int(width) * 3 + int(height) * int(width) * int(upscale) ** 2 * BYTES_PER_OUTPUT_PIXEL
+            + int(region_pixels) * BYTES_PER_REGION_PIXEL)
+
+
+def largest_region(faces: Sequence[np.ndarray], inverses: Sequence[np.ndarray], canvas_hw: tuple[int, int]) -> int:
+    """Output pixels of the largest group region :func:`paste_in_regions` will blend in float32."""
+    rois = [_roi(np.asarray(m, np.float64).reshape(2, 3), f.shape[:2], canvas_hw) for f, m in zip(faces, inverses)]
+    groups = _merge([r for r in rois if r is not None])
+    return max(((x1 - x0) * (y1 - y0) for (x0, y0, x1, y1), _ in groups), default=0)
 
 
 def available_bytes() -> int | None:
@@ -61,9 +75,9 @@ def memory_limit(limit_gib: float | None = None) -> int:
     return avail // 2 if avail else 4 * GIB
 
 
-def too_large_reason(height: int, width: int, upscale: int, limit: int) -> str:
+def too_large_reason(height: int, width: int, upscale: int, limit: int, region_pixels: int = 0) -> str:
     """``""`` when the photo fits in ``limit`` bytes, else the one-line reason with the size it would need."""
-    need = needed_bytes(height, width, upscale)
+    need = needed_bytes(height, width, upscale, region_pixels)
     if need <= limit:
         return ""
     return (f"the {width}x{height} photo at --upscale {upscale} is {width * upscale}x{height * upscale} px and needs about "
