@@ -37,7 +37,8 @@ from celebref.fsutil import atomic_write_bytes
 from celebref.tabular import write_table
 from celebref.testset import InputRecord
 
-from .whole_photo import DONE_STATUSES, WholePhotoRunner, collect_photos, load_methods
+from .whole_photo import WholePhotoRunner, collect_photos
+from .whole_photo_cli import DONE_STATUSES, load_methods
 
 __all__ = ["evaluate_command", "face_records"]
 

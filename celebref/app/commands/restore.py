@@ -118,7 +118,7 @@ def whole_photo_batch_size(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace):
     if getattr(args, "whole_photo", False):
-        from celebref.app.whole_photo import run_command
+        from celebref.app.whole_photo_cli import run_command
 
         whole_photo_batch_size(args)
         from celebref.weights import allowing_unverified
