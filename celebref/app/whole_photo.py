@@ -10,16 +10,16 @@ Overlapping faces are pasted smallest first, so the largest face is pasted last 
 
 Outputs under ``out``: ``<method>/<photo id>.png`` (restored photo), ``<method>/faces/<photo id>/<k>_input.png``
 and ``<k>_restored.png`` (aligned crop, restored crop), ``faces.parquet``/``faces.csv`` (one row per photo x
-method x face; photo-level rows have ``face = -1``;
-``matrix`` is the 2x3 photo -> crop transform, JSON), ``whole_photo.json`` (configuration). Photos already written
+method x face; photo-level rows have ``face = -1``; ``matrix`` is the 2x3 photo -> crop transform, JSON;
+``source_path`` the input file), ``whole_photo.json`` (configuration, engine). Photos already written
 with the same configuration (journal ``.whole_photo.jsonl``) are skipped on a rerun.
 
 Inputs (:func:`collect_photos`): one file, a ``degrade --whole-photo`` output, or a folder read by the same reader
 and duplicate rule as ``degrade --whole-photo`` (:func:`celebref.testset.read_hq_set`: of ``dup.png`` and
 ``dup.jpg`` the first in sorted order is kept, the other gets status ``duplicate_id``). A photo whose output would
 not fit in memory is refused before anything is allocated (status ``too_large``, :mod:`.whole_photo_canvas`).
-Restoration runs on the given engine (``--engine``: inline, worker processes or Ray actors that build the method
-themselves); face detection and paste-back run in this process.
+Restoration runs on the given engine (``--engine``: inline in this process, or Ray actors that build the method
+themselves from a :class:`~celebref.app.restore_worker.MethodSpec`); face detection and paste-back run here.
 """
 
 from __future__ import annotations
