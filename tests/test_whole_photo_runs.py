@@ -293,3 +293,45 @@ def test_whole_photo_failures_are_rows_with_reasons(tmp_path, no_niqe, nan_metri
         assert df.loc[fid, "status"] == "metric_failed" and df.loc[fid, "reason"] == "wp_nan: no value (NaN)"
         assert np.isfinite(df.loc[fid, "identity_ref_cos"])
     assert (df["reason"].fillna("") != "").all()
+
+
+@needs_mini
+@needs_dlib
+def test_identity_refs_metric_known_answers(tmp_path):
+    """``identity-refs`` is a registry metric: aligned mode = the crop's cosine to its closest reference; detect mode =
+    the mean over the detected faces, NaN with a recorded reason when there is none; no refs: a clear error."""
+    from celebref.face import get_backend
+    from evaluation.registry import create_metric
+
+    refs = _refs(tmp_path / "refs")
+    be = get_backend("dlib")
+    ref = []
+    for p in sorted(refs.rglob("*.png")):
+        img = read_image(p)
+        d = max(be.detect(img), key=lambda d: d.area)
+        ref.append(np.asarray(be.embed(img, d), np.float64))
+    ref = np.stack(ref)
+    idents = sorted(p.name for p in (MINI / "hq").iterdir() if p.is_dir())
+    crop = read_image(sorted((MINI / "hq" / idents[0]).glob("*.png"))[1])
+    photo, flat = compose(2), _background(300, 400, 7)
+
+    def batch(*imgs):
+        return torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).contiguous()
+
+    aligned = create_metric("identity-refs", refs=str(refs), backend="dlib").load()
+    got = aligned.compute(batch(crop))["identity_ref_cos"]
+    assert got[0].item() == pytest.approx(float(np.max(ref @ np.asarray(be.embed_aligned(crop), np.float64))), abs=1e-12)
+    detect = create_metric("id-refs", refs=str(refs), backend="dlib", mode="detect").load()
+    vals = detect.compute(batch(photo))["identity_ref_cos"]
+    faces = be.detect(photo)
+    assert len(faces) == 2
+    expected = np.mean([np.max(ref @ np.asarray(be.embed(photo, d), np.float64)) for d in faces])
+    assert vals[0].item() == pytest.approx(expected, abs=1e-12)
+    out = detect.compute(batch(flat))["identity_ref_cos"]
+    assert np.isnan(out[0].item()) and detect.last_failures == {0: "no face detected"}
+    d = detect.describe()
+    assert d["labels"] == {"identity_ref_cos": "ID-ref(dlib)"} and d["references"]["n_used"] == 4
+    with pytest.raises(ConfigError, match="refs="):
+        create_metric("identity-refs").load()
+    with pytest.raises(ConfigError, match="not a folder"):
+        create_metric("identity-refs", refs=str(tmp_path / "nowhere"), backend="dlib").load()
