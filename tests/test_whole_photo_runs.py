@@ -335,3 +335,66 @@ def test_identity_refs_metric_known_answers(tmp_path):
         create_metric("identity-refs").load()
     with pytest.raises(ConfigError, match="not a folder"):
         create_metric("identity-refs", refs=str(tmp_path / "nowhere"), backend="dlib").load()
+
+
+def test_method_labels_become_external_names():
+    from celebref.app.whole_photo_eval import external_label
+
+    assert external_label("gfpgan") == "gfpgan" and external_label("codeformer:w=0.7") == "codeformer_w_0.7"
+    assert external_label("dfdnet:channels_last=False,matching=reference") == "dfdnet_channels_last_False_matching_reference"
+    from baselines.registry import parse_method_spec
+
+    assert parse_method_spec(f"external:{external_label('codeformer:w=0.7')}=/x") == \
+        ("external", {"label": "codeformer_w_0.7", "folder": "/x"})
+
+
+@pytest.fixture
+def blur_method():
+    """A test plugin method: Gaussian blur (sigma 2) of its crop, declaring DMDNet's alignment (ffhq68)."""
+    from baselines.classical import LQMethod
+    from baselines.registry import METHODS
+
+    class WPBlur(LQMethod):
+        name = "wp-blur"
+        alignment = "ffhq68"
+
+        def _restore(self, items):
+            from baselines.base import RestoreResult
+
+            return [RestoreResult(it.id, cv2.GaussianBlur(np.asarray(it.image), (0, 0), 2.0)) for it in items]
+
+    METHODS.register("wp-blur", WPBlur, description="test: blur")
+    yield "wp-blur"
+    METHODS._entries.pop("wp-blur", None)
+
+
+@needs_mini
+@needs_dlib
+def test_evaluate_whole_photo_methods_through_external_folders(tmp_path, no_niqe, blur_method):
+    """Each method's restored crops (its own alignment) are scored as an ``external:`` folder of the run, the values
+    equal the metric on those crops, and a method that restores nothing keeps the whole-photo reason per face."""
+    from celebref.app.cli import main
+    from evaluation.registry import create_metric
+
+    src, refs = tmp_path / "photos", _refs(tmp_path / "refs")
+    write_image(src / "two.png", compose(2))
+    out = tmp_path / "ev"
+    assert main(["evaluate", "--whole-photo", "--data", str(src), "--methods", f"{blur_method},bicubic", "--identity-refs",
+                 str(refs), "--metrics", "identity", "--out", str(out), "--device", "cpu"]) == 3
+    df = read_table(out / "per_image.csv")
+    assert sorted(set(df["method"])) == ["bicubic", "lq", "wp-blur"]
+    faces = read_table(out / "photos" / "faces.csv")
+    metric = create_metric("identity-refs", refs=str(refs), backend="dlib").load()
+    blur = df[df["method"] == "wp-blur"].set_index("id")
+    for _, f in faces[(faces["method"] == "wp-blur") & (faces["face"] >= 0)].iterrows():
+        assert f["alignment"] == "ffhq68"
+        crop = read_image(out / "photos" / f["restored_path"])
+        fid = f"two_face{f['face']}"
+        np.testing.assert_array_equal(read_image(out / blur.loc[fid, "output_path"]), crop)  # the run scored this crop
+        expected = metric.compute(torch.from_numpy(crop.transpose(2, 0, 1)[None].copy()))["identity_ref_cos"][0].item()
+        assert blur.loc[fid, "status"] == "ok" and blur.loc[fid, "identity_ref_cos"] == expected
+    bic = df[df["method"] == "bicubic"]
+    assert (bic["status"] == "error").all()
+    assert (bic["reason"] == "whole-photo restore: test set has no native-resolution LQ").all()
+    run = json.loads((out / "run.json").read_text())
+    assert [m["label"] for m in run["methods"]] == ["lq", "wp-blur", "bicubic"]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,12 @@ LQ = "lq"
 
 def face_id(photo: str, face: int) -> str:
     return f"{photo}_face{int(face)}"
+
+
+def external_label(label: str) -> str:
+    """The name a method's results go by in the evaluation (an ``external:`` label has no ``:``, ``=``, ``,``, ``/``
+    or ``\\``): ``codeformer:w=0.7`` -> ``codeformer_w_0.7``; plain names are kept."""
+    return re.sub(r"[:=,/\\]", "_", label).lstrip(".") or "_"
 
 
 def face_records(faces: pd.DataFrame, photos_dir: Path, extra: dict[str, dict] | None = None) -> list[InputRecord]:
@@ -147,7 +154,7 @@ def _explain(per_image: pd.DataFrame, faces: pd.DataFrame, metric_columns: list[
     """The per-image table with the whole-photo reasons of faces a method did not restore, and ``metric_failed``
     (with the columns that have no value) for restored faces some metric could not score."""
     df = per_image.copy()
-    key = {(face_id(r["photo"], r["face"]), r["method"]): (r["status"], r["reason"])
+    key = {(face_id(r["photo"], r["face"]), external_label(r["method"])): (r["status"], r["reason"])
            for _, r in faces[faces["face"] >= 0].iterrows()}
     for i, r in df.iterrows():
         known = key.get((r["id"], r["method"]))
@@ -169,6 +176,7 @@ def evaluate_command(args: Any, engine: Any = None) -> Any:
     from celebref.app.summary import print_summary
     from celebref.engine import get_engine
     from celebref.lock import lock_folder
+    from celebref.params import split_spec_list
     from celebref.provenance import command_line
     from celebref.weights import allowing_unverified
 
@@ -182,7 +190,7 @@ def evaluate_command(args: Any, engine: Any = None) -> Any:
     out = Path(args.out)
     allow = allowing_unverified(True) if args.allow_unverified_weights else contextlib.nullcontext()
     with allow:
-        specs = [s for s in (args.methods or "").split(",") if s.strip()]
+        specs = split_spec_list(args.methods or "")
         methods, skipped = load_methods(LQ, args), []
         for spec in specs:
             try:
@@ -191,6 +199,9 @@ def evaluate_command(args: Any, engine: Any = None) -> Any:
                 if not args.skip_unavailable:
                     raise
                 skipped.append({"kind": "method", "name": spec, "reason": str(e)})
+        names_of = {m.label: external_label(m.label) for m in methods[1:]}
+        if len(set(names_of.values())) < len(names_of):
+            raise ConfigError(f"methods {', '.join(names_of)} would share a results name ({', '.join(names_of.values())})")
         engine = engine if engine is not None else get_engine("local", workers=1)
         photos_dir = out / "photos"
         with lock_folder(out, command=command_line()):
@@ -199,19 +210,21 @@ def evaluate_command(args: Any, engine: Any = None) -> Any:
                                       max_memory_gib=getattr(args, "max_memory_gib", None))
             faces = runner.run(photos)
             for m in methods[1:]:
-                _link_faces(faces, photos_dir, out / "faces" / m.label, m.label)
+                _link_faces(faces, photos_dir, out / "faces" / names_of[m.label], m.label)
         records = face_records(faces, photos_dir, _photo_extra(source))
         info = {"kind": "whole-photo", "path": str(Path(source).absolute()), "n_photos": len(photos),
                 "n_faces": sum(1 for r in records if not r.reason), "lq_alignment": "ffhq5",
-                "faces_table": "photos/faces.csv", "skipped_methods": skipped}
-        cfg = EvalConfig(out=out, methods=[f"external:{m.label}={out / 'faces' / m.label}" for m in methods[1:]],
+                "faces_table": "photos/faces.csv", "skipped_methods": skipped, "method_labels": names_of}
+        cfg = EvalConfig(out=out, methods=[f"external:{names_of[m.label]}={out / 'faces' / names_of[m.label]}"
+                                           for m in methods[1:]],
                          metrics=names, profile=profile, device=args.device, precision=args.precision,
                          batch_size=args.batch_size, skip_unavailable=args.skip_unavailable, argv=sys.argv[1:],
                          allow_unverified_weights=args.allow_unverified_weights, engine=engine)
         result = evaluate(records, info, cfg)
     metric_cols = [c for c in result.per_image.columns if c in set(_metric_columns(result))]
     per_image = _explain(result.per_image, faces, metric_cols)
-    write_table(per_image, out / "per_image")
+    with lock_folder(out, command=command_line()):
+        write_table(per_image, out / "per_image")
     for s in skipped + result.skipped:
         print(f"skipped {s['kind']} {s['name']}: {s['reason']}", file=sys.stderr)
     print(f"evaluated {info['n_faces']} face(s) of {len(photos)} photo(s); results in {out}", file=sys.stderr)
