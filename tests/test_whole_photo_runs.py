@@ -22,6 +22,15 @@ from test_whole_photo import MINI, _background, compose, needs_dlib, needs_mini
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _registered(registry, name: str, target, description: str):
+    """Fixture body: ``target`` registered as ``name`` (as a plugin would add it) for one test, then removed."""
+    registry.register(name, target, description=description)
+    try:
+        yield name
+    finally:
+        registry._entries.pop(name, None)
+
+
 # -- alignments are registry entries ----------------------------------------------------------------------
 def box_align(img, points5, landmarks68, size=512):
     """A test alignment: no rotation, the eye centres' midpoint at the crop centre, eyes 128 px apart."""
@@ -36,9 +45,7 @@ def box_align(img, points5, landmarks68, size=512):
 def test_alignment():
     from baselines.alignments import ALIGNMENTS
 
-    ALIGNMENTS.register("test-box", box_align, needs="points5", description="test: eyes level, 128 px apart")
-    yield "test-box"
-    ALIGNMENTS._entries.pop("test-box", None)
+    yield from _registered(ALIGNMENTS, "test-box", box_align, "test: eyes level, 128 px apart")
 
 
 def test_every_method_declares_a_registered_alignment():
@@ -265,9 +272,7 @@ def nan_metric():
         def _compute(self, pred, target):
             return {"wp_nan": torch.full((pred.shape[0],), float("nan"), dtype=torch.float64)}
 
-    METRICS.register("wp-nan", WPNaN, description="test: always NaN")
-    yield "wp-nan"
-    METRICS._entries.pop("wp-nan", None)
+    yield from _registered(METRICS, "wp-nan", WPNaN, "test: always NaN")
 
 
 @needs_mini
@@ -363,9 +368,7 @@ def blur_method():
 
             return [RestoreResult(it.id, cv2.GaussianBlur(np.asarray(it.image), (0, 0), 2.0)) for it in items]
 
-    METHODS.register("wp-blur", WPBlur, description="test: blur")
-    yield "wp-blur"
-    METHODS._entries.pop("wp-blur", None)
+    yield from _registered(METHODS, "wp-blur", WPBlur, "test: blur")
 
 
 @needs_mini
