@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="run folder")
     p.add_argument("--whole-photo", action="store_true", help="--data holds whole photos (e.g. degrade --whole-photo): "
                    "restore --whole-photo, then score every detected face (id <photo>_face<k>) with no-reference "
-                   "metrics (default niqe), as any evaluate run (celebref.app.whole_photo_eval)")
+                   "metrics (default niqe), as any evaluate run")
     p.add_argument("--identity-refs", default=None, metavar="DIR",
                    help="with --whole-photo: reference face images of the people in the photos; adds the identity-refs "
                         "metric (cosine of each restored face to the closest reference face; also asked as identity)")

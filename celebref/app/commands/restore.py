@@ -93,7 +93,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input", required=True, help="folder, GenericLists.txt, SpecificLists.txt, or degrade output/manifest")
     p.add_argument("--out", required=True, help="output folder (<out>/<method>/<id>.png)")
     add_method_options(p)
-    w = p.add_argument_group("whole photos (celebref.app.whole_photo)")
+    w = p.add_argument_group("whole photos")
     w.add_argument("--whole-photo", action="store_true", help="--input holds whole photos: detect every face, align it "
                    "per method, restore, paste back; faces table in <out>/faces.csv")
     w.add_argument("--upscale", type=int, default=1, help="whole photos: output = photo resized N times (default 1)")
