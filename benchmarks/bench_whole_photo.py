@@ -25,7 +25,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from baselines.classical import LQMethod  # noqa: E402
-from celebref.app.whole_photo import WholePhotoRunner, align, collect_photos  # noqa: E402
+from baselines.alignments import align  # noqa: E402
+from celebref.app.whole_photo import WholePhotoRunner, collect_photos  # noqa: E402
 from celebref.face import get_backend  # noqa: E402
 from celebref.face.paste import face_to_canvas_matrix, paste_faces, resize_background  # noqa: E402
 from celebref.imageio import read_image, write_image  # noqa: E402
@@ -45,11 +46,11 @@ def make_photos(folder: Path, n: int, mini: Path) -> None:
         write_image(folder / f"{i:04d}.png", img)
 
 
-def stages(photos: list[tuple[str, str]], upscale: int) -> dict:
+def stages(photos: list, upscale: int) -> dict:
     be = get_backend("dlib")
     t = {"detect_landmarks": 0.0, "align": 0.0, "paste": 0.0}
     n_faces = 0
-    for _, path in photos:
+    for _, path, _ in photos:
         img = read_image(path)
         t0 = time.perf_counter()
         dets = be.detect(img)

@@ -56,6 +56,9 @@ METRICS.register("identity-input", "evaluation.identity:IdentityInput",
                  tags=("no-reference", "needs-input", "face"),
                  description="identity cosine between the restored face and its LQ input (AdaFace IR-50 as NTIRE "
                              "2025; arcface/dlib backends)")
+METRICS.register("identity-refs", "evaluation.identity_refs:IdentityToReferences",
+                 aliases=("identity-ref", "id-refs"), tags=("no-reference", "face"),
+                 description="identity cosine of each face to the closest of a folder of reference faces (refs=DIR)")
 METRICS.register("lmd", "evaluation.lmd:LandmarkDistance", aliases=("landmark-distance", "lmd68", "landmarks"),
                  tags=("full-reference", "face"),
                  description="mean distance in px at 512 between restored and GT 68 landmarks (face backend)")

@@ -315,7 +315,7 @@ def test_runner_upscale_filters_and_per_method_alignment(tmp_path):
     two = compose(2)
     write_image(tmp_path / "in" / "two.png", two)
     photos = collect_photos(tmp_path / "in")
-    assert photos == [("two", str(tmp_path / "in" / "two.png"))]
+    assert photos == [("two", str(tmp_path / "in" / "two.png"), "")]
     runner = WholePhotoRunner(tmp_path / "out", [LQMethod(), LQ68()], upscale=2, min_face_size=136, batch_size=2)
     df = runner.run(photos)
     for label, kind in (("lq", "ffhq5"), ("lq68", "ffhq68")):
@@ -390,15 +390,23 @@ def test_degrade_and_evaluate_whole_photos(tmp_path, monkeypatch):
     monkeypatch.setenv(env_var("niqe-params"), str(params))
     ev = tmp_path / "eval"
     code = main(["evaluate", "--whole-photo", "--data", str(runs[0]), "--methods", "lq", "--out", str(ev), "--device", "cpu"])
-    df = read_table(ev / "metrics.csv")
-    faces = read_table(ev / "restored" / "faces.csv")
-    assert code == (0 if (faces["status"] == "ok").all() else 3)
-    assert set(zip(df["photo"], df["method"])) == {(p, m) for p in photos for m in ("input", "lq")}  # paired by photo id
-    assert (df["status"] == "ok").all() and np.isfinite(df["niqe"]).all()
+    df = read_table(ev / "per_image.csv")
+    faces = read_table(ev / "photos" / "faces.csv")
+    lq_faces = faces[(faces["method"] == "lq") & (faces["face"] >= 0) & (faces["input_path"].fillna("") != "")]
+    expected_ids = {f"{p}_face{k}" for p, k in zip(lq_faces["photo"], lq_faces["face"])}
+    expected_ids |= {p for p in photos if p not in set(lq_faces["photo"])}  # a photo without a face: one failed row
+    assert set(df["id"]) == expected_ids and set(df["method"]) == {"lq"}
+    assert code == (0 if (df["status"] == "ok").all() else 3)
+    assert (df.loc[df["status"] != "ok", "reason"].fillna("") != "").all()  # never a failure without a reason
     direct = NIQE(params=str(params))
-    lq = read_image(runs[0] / "lq" / "two.png")
-    expected = float(direct.compute(torch.from_numpy(lq.transpose(2, 0, 1)[None].copy()))["niqe"][0])
-    assert df[(df["photo"] == "two") & (df["method"] == "input")]["niqe"].iloc[0] == pytest.approx(expected, abs=1e-9)
+    for _, r in df[df["status"] == "ok"].iterrows():  # NIQE of each face's aligned input crop, as the metric computes it
+        crop = read_image(r["lq_path"])
+        expected = float(direct.compute(torch.from_numpy(crop.transpose(2, 0, 1)[None].copy()))["niqe"][0])
+        assert r["niqe"] == expected
+    # the run folder is an evaluate run: degradation parameters carried per face, report and tables accept it
+    assert "deg_blur_sigma" in df.columns or "deg_scale" in df.columns
+    assert main(["tables", str(ev)]) == 0
+    assert main(["report", str(ev), "--out", str(tmp_path / "rep")]) == 0
 
 
 def test_evaluate_whole_photos_identity_against_references(tmp_path, monkeypatch):
@@ -430,13 +438,14 @@ def test_evaluate_whole_photos_identity_against_references(tmp_path, monkeypatch
         code = main(["evaluate", "--whole-photo", "--data", str(src), "--methods", "lq", "--identity-refs", str(refs),
                      "--out", str(out), "--device", "cpu"])
         assert code == 0
-        df = read_table(out / "metrics.parquet")
-        assert set(df["method"]) == {"input", "lq"} and (df["identity_faces"] == 2).all()
-        scores[name] = df.set_index("method")["identity"]
-        if name == "right":  # the same number computed directly
+        df = read_table(out / "per_image.parquet")
+        assert sorted(df["id"]) == ["two_face0", "two_face1"] and set(df["method"]) == {"lq"}
+        scores[name] = df.set_index("id")["identity_ref_cos"]
+        run = json.loads((out / "run.json").read_text())
+        (desc,) = [m for m in run["metrics"] if m["name"] == "identity-refs"]
+        assert desc["labels"] == {"identity_ref_cos": "ID-ref(dlib)"} and desc["references"]["n_used"] == 4
+        if name == "right":  # the same numbers computed directly
             be = get_backend("dlib")
-            faces = read_table(out / "restored" / "faces.csv")
-            faces = faces[(faces["method"] == "lq") & (faces["face"] >= 0)]
 
             def ref_emb(path):  # the largest detected face of a reference image
                 img = read_image(path)
@@ -444,10 +453,9 @@ def test_evaluate_whole_photos_identity_against_references(tmp_path, monkeypatch
                 return np.asarray(be.embed(img, d), dtype=np.float64)
 
             ref = np.stack([ref_emb(p) for p in sorted(right.rglob("*.png"))])
-            crops = [np.asarray(be.embed_aligned(read_image(out / "restored" / r)), np.float64)  # aligned crops
-                     for r in faces["restored_path"]]
-            direct = np.mean([np.max(ref @ c) for c in crops])
-            assert scores[name]["lq"] == pytest.approx(direct, abs=1e-9)
+            for _, r in df.iterrows():  # each face's aligned crop against its closest reference
+                crop = np.asarray(be.embed_aligned(read_image(r["lq_path"])), np.float64)
+                assert r["identity_ref_cos"] == pytest.approx(float(np.max(ref @ crop)), abs=1e-12)
     assert (scores["right"] > scores["wrong"] + 0.02).all(), (scores["right"], scores["wrong"])
     assert main(["evaluate", "--whole-photo", "--data", str(src), "--methods", "lq", "--metrics", "niqe,identity",
                  "--out", str(tmp_path / "x"), "--device", "cpu"]) == 2  # identity without references

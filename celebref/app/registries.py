@@ -33,11 +33,13 @@ KINDS: dict[str, RegistryInfo] = {info.kind: info for info in (
     RegistryInfo("backends", "celebref.face:FACE_BACKENDS"),
     RegistryInfo("engines", "celebref.engine:ENGINES"),
     RegistryInfo("datasets", "celebref.datasets:DATASETS"),
+    RegistryInfo("alignments", "baselines.alignments:ALIGNMENTS"),
 )}
 
 #: short names used for the kind of a user of a weight file ("method:dmdnet", "face:dlib", ...)
 USER_PREFIX = {"methods": "method", "metrics": "metric", "backends": "face", "profiles": "profile",
-               "presets": "preset", "ops": "op", "engines": "engine", "datasets": "dataset"}
+               "presets": "preset", "ops": "op", "engines": "engine", "datasets": "dataset",
+               "alignments": "alignment"}
 
 
 def get_registry(kind: str) -> Registry:

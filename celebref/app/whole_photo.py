@@ -1,12 +1,8 @@
 """Whole photos in, whole photos out: detect every face, align it the way each method was trained, restore the
 crops batched across photos, paste them back (:mod:`celebref.face.paste`) onto the photo resized by ``upscale``.
 
-Per method (``method.alignment``; methods without the attribute use ``ffhq5``):
-
-* ``ffhq5``: facexlib's FFHQ 5-point template (GFPGAN, CodeFormer; :mod:`celebref.face.templates`), from the
-  detection's ``points5`` (the backend's eye centres, nose tip, mouth corners);
-* ``ffhq68``: the FFHQ dataset alignment from 68 landmarks (DMDNet; :func:`celebref.face.align.ffhq_align`);
-* ``dfdnet``: DFDNet's official template alignment (:mod:`baselines.dfdnet.align`).
+Per method: the alignment it declares (``method.alignment``, default ``ffhq5``), looked up in the alignment
+registry :data:`baselines.alignments.ALIGNMENTS` (``ffhq5`` GFPGAN/CodeFormer, ``ffhq68`` DMDNet, ``dfdnet``).
 
 Landmark-driven methods get the photo's 68 landmarks mapped into their crop (``RestoreItem.landmarks``).
 Overlapping faces are pasted smallest first, so the largest face is pasted last (on top); each face records its
@@ -14,9 +10,16 @@ Overlapping faces are pasted smallest first, so the largest face is pasted last 
 
 Outputs under ``out``: ``<method>/<photo id>.png`` (restored photo), ``<method>/faces/<photo id>/<k>_input.png``
 and ``<k>_restored.png`` (aligned crop, restored crop), ``faces.parquet``/``faces.csv`` (one row per photo x
-method x face; photo-level rows have ``face = -1``;
-``matrix`` is the 2x3 photo -> crop transform, JSON), ``whole_photo.json`` (configuration). Photos already written
+method x face; photo-level rows have ``face = -1``; ``matrix`` is the 2x3 photo -> crop transform, JSON;
+``source_path`` the input file), ``whole_photo.json`` (configuration, engine). Photos already written
 with the same configuration (journal ``.whole_photo.jsonl``) are skipped on a rerun.
+
+Inputs (:func:`collect_photos`): one file, a ``degrade --whole-photo`` output, or a folder read by the same reader
+and duplicate rule as ``degrade --whole-photo`` (:func:`celebref.testset.read_hq_set`: of ``dup.png`` and
+``dup.jpg`` the first in sorted order is kept, the other gets status ``duplicate_id``). A photo whose output would
+not fit in memory is refused before anything is allocated (status ``too_large``, :mod:`.whole_photo_canvas`).
+Restoration runs on the given engine (``--engine``: inline in this process, or Ray actors that build the method
+themselves from a :class:`~celebref.app.restore_worker.MethodSpec`); face detection and paste-back run here.
 """
 
 from __future__ import annotations
@@ -26,52 +29,44 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
 
-from celebref.engine import get_engine
+from baselines.alignments import align, alignment_of
+from baselines.base import STATUS_ERROR, STATUS_OK, RestorationMethod, RestoreItem, RestoreResult
+from celebref.engine import Engine, get_engine
 from celebref.errors import CelebrefError, ConfigError
 from celebref.face import Detection, get_backend
-from celebref.face.align import apply_affine, ffhq_align
-from celebref.face.paste import face_to_canvas_matrix, paste_faces, resize_background
-from celebref.face.templates import ffhq5_align, points5_from_68
+from celebref.face.align import apply_affine
+from celebref.face.paste import face_to_canvas_matrix, resize_background
+from celebref.face.templates import points5_from_68
 from celebref.fsutil import atomic_write_bytes, atomic_write_json
-from celebref.imageio import encode_image, is_image_name, list_images, read_image
+from celebref.imageio import encode_image, is_image_name, read_image
 from celebref.journal import Journal
 from celebref.tabular import write_table
 
-from baselines.base import STATUS_ERROR, STATUS_OK, RestorationMethod, RestoreItem, RestoreResult
+from .restore import is_inline
+from .restore_worker import MethodSpec
+from .whole_photo_canvas import largest_region, memory_limit, paste_in_regions, too_large_reason
 
-ALIGNMENTS = ("ffhq5", "ffhq68", "dfdnet")
 FACE_COLUMNS = ["photo", "method", "alignment", "face", "status", "reason", "x1", "y1", "x2", "y2", "score",
-                "points5", "landmarks68", "matrix", "paste_order", "overlaps", "w_edge", "input_path", "restored_path", "output_path"]
+                "points5", "landmarks68", "matrix", "paste_order", "overlaps", "w_edge", "input_path", "restored_path",
+                "output_path", "source_path"]
 #: face statuses set before restoration (the method's own statuses follow, e.g. ok, error, landmarks_rejected)
 NO_FACE, TOO_SMALL, NOT_CENTER, LANDMARKS_FAILED, ALIGN_FAILED = ("no_face", "too_small", "not_center",
                                                                   "landmarks_failed", "align_failed")
+#: photo statuses set before reading: another file has the same id; the output would not fit in memory
+DUPLICATE_ID, TOO_LARGE = "duplicate_id", "too_large"
 
 
-def alignment_of(method: RestorationMethod) -> str:
-    kind = getattr(method, "alignment", "ffhq5")
-    if kind not in ALIGNMENTS:
-        raise ConfigError(f"method {method.name!r} declares alignment {kind!r}; known: {', '.join(ALIGNMENTS)}")
-    return kind
+class PhotoInput(NamedTuple):
+    """One input photo: its id, file and a rejection reason decided before reading (``""``, ``duplicate_id``)."""
 
-
-def align(kind: str, img: np.ndarray, points5: np.ndarray, landmarks68: np.ndarray, size: int = 512
-          ) -> tuple[np.ndarray, np.ndarray]:
-    """``(crop, matrix photo -> crop)`` of one face with the alignment ``kind`` (see the module docstring)."""
-    if kind == "ffhq5":
-        return ffhq5_align(img, points5, size)
-    if kind == "ffhq68":
-        r = ffhq_align(img, landmarks68, size)
-        return r.image, r.matrix
-    if kind == "dfdnet":
-        from baselines.dfdnet.align import align_face, five_points_from_68
-
-        return align_face(img, five_points_from_68(landmarks68), size)
-    raise ConfigError(f"unknown alignment {kind!r}; known: {', '.join(ALIGNMENTS)}")
+    id: str
+    path: str
+    reason: str = ""
 
 
 @dataclass
@@ -99,30 +94,33 @@ class Photo:
     reason: str = ""
 
 
-def collect_photos(path: str | os.PathLike) -> list[tuple[str, str]]:
-    """``(photo id, file)`` pairs: one image file, a ``celebref degrade --whole-photo`` output (its ``lq/`` images,
-    ids from the manifest), or every image under a folder (id = relative path without extension)."""
+def collect_photos(path: str | os.PathLike) -> list[PhotoInput]:
+    """The input photos: one image file, a ``celebref degrade --whole-photo`` output (its ``lq/`` images, ids from
+    the manifest), or any other folder or table read as ``degrade --whole-photo`` reads it
+    (:func:`celebref.testset.read_hq_set`: same ids, same ``duplicate_id`` rule)."""
+    from celebref.testset import read_hq_set
+
     p = Path(path)
-    if p.is_file():
-        if not is_image_name(p):
-            raise ConfigError(f"input {str(p)!r} is not an image file")
-        return [(p.stem, str(p))]
-    if not p.is_dir():
-        raise ConfigError(f"input {str(p)!r} does not exist")
-    if (p / "manifest.csv").is_file() and (p / "lq").is_dir():
+    if p.is_file() and is_image_name(p):
+        return [PhotoInput(p.stem, str(p))]
+    if p.is_dir() and (p / "manifest.csv").is_file() and (p / "lq").is_dir():
         df = pd.read_csv(p / "manifest.csv", dtype={"id": str}, keep_default_na=False)
         ok = df[df["status"] == "ok"] if "status" in df else df
-        return sorted((str(r["id"]), str(p / r["lq_path"])) for _, r in ok.iterrows())
-    return [(f.relative_to(p).with_suffix("").as_posix(), str(f)) for f in list_images(p)]
+        return sorted(PhotoInput(str(r["id"]), str(p / r["lq_path"])) for _, r in ok.iterrows())
+    if p.is_file() and p.suffix.lower() not in (".csv", ".parquet"):
+        raise ConfigError(f"input {str(p)!r} is not an image file, a folder or a manifest")
+    return [PhotoInput(it.id, it.gt_path, it.reason) for it in read_hq_set(p).items]
 
 
 def analyse(photo: Photo, backend: Any, only_center_face: bool = False, min_face_size: float = 0.0) -> Photo:
-    """Read the photo, detect its faces (68 landmarks each) and mark the ones not to restore, with reasons."""
-    try:
-        photo.image = read_image(photo.path)
-    except (CelebrefError, OSError) as e:
-        photo.status, photo.reason = STATUS_ERROR, str(getattr(e, "reason", e))
-        return photo
+    """Read the photo (unless already read), detect its faces (68 landmarks each) and mark the ones not to restore,
+    with reasons."""
+    if photo.image is None:
+        try:
+            photo.image = read_image(photo.path)
+        except (CelebrefError, OSError) as e:
+            photo.status, photo.reason = STATUS_ERROR, str(getattr(e, "reason", e))
+            return photo
     dets: list[Detection] = backend.detect(photo.image)
     if not dets:
         photo.status, photo.reason = NO_FACE, "no face detected"
@@ -161,7 +159,9 @@ def _overlaps(faces: Sequence[Face]) -> dict[int, list[int]]:
 
 @dataclass
 class WholePhotoRunner:
-    """Restore whole photos with each method (see the module docstring). ``methods`` are loaded instances."""
+    """Restore whole photos with each method (see the module docstring). ``methods`` are loaded instances;
+    ``engine`` runs the restoration (``None``: inline in this process); ``max_memory_gib`` bounds what one photo may
+    use (``None``: :func:`~celebref.app.whole_photo_canvas.memory_limit`'s default)."""
 
     out: Path
     methods: list[RestorationMethod]
@@ -173,7 +173,10 @@ class WholePhotoRunner:
     background: str = "bilinear"
     save_faces: bool = True
     photos_per_chunk: int = 8
+    engine: Engine | None = None
+    max_memory_gib: float | None = None
     rows: list[dict] = field(default_factory=list)
+    _limit: int = field(default=0, repr=False)
 
     def config(self) -> dict:
         return {"upscale": self.upscale, "only_center_face": self.only_center_face, "min_face_size": self.min_face_size,
@@ -193,21 +196,32 @@ class WholePhotoRunner:
                 done[rec["photo"]] = rec["rows"]
         return done
 
-    def run(self, photos: Sequence[tuple[str, str]]) -> pd.DataFrame:
-        """Process ``(id, path)`` photos; returns (and writes) the faces table."""
+    def run(self, photos: Sequence[PhotoInput | tuple[str, str]]) -> pd.DataFrame:
+        """Process the photos (:func:`collect_photos`); returns (and writes) the faces table."""
+        photos = [PhotoInput(*p) for p in photos]
         self.out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.out / "whole_photo.json", {"config": self.config(), "n_photos": len(photos)})
-        wanted = {pid for pid, _ in photos}
-        done = {pid: rows for pid, rows in self._done().items() if pid in wanted}  # resume; other photos: not ours
+        engine = self.engine if self.engine is not None else get_engine("local", workers=1)
+        atomic_write_json(self.out / "whole_photo.json", {"config": self.config(), "n_photos": len(photos),
+                                                          "engine": engine.describe()})
+        limit = self._limit = memory_limit(self.max_memory_gib)
+        kept = {p.id: p.path for p in photos if not p.reason}
+        for p in photos:  # rejected before reading (e.g. duplicate_id): one row per method, nothing written
+            if p.reason:
+                why = (f"another input has the id {p.id!r} ({kept[p.id]}); only that one is used"
+                       if p.reason == DUPLICATE_ID and p.id in kept else p.reason)
+                self.rows.extend({"photo": p.id, "method": m.label, "alignment": alignment_of(m), "face": -1,
+                                  "status": p.reason, "reason": why, "output_path": "", "source_path": p.path}
+                                 for m in self.methods)
+        done = {pid: rows for pid, rows in self._done().items() if pid in kept}  # resume; other photos: not ours
         for rows in done.values():
             self.rows.extend(rows)
-        todo = [p for p in photos if p[0] not in done]
+        todo = [p for p in photos if not p.reason and p.id not in done]
         backend = get_backend(self.face_backend)
-        engine = get_engine("local", workers=1)
+        detect = get_engine("local", workers=1)  # the face backend stays in this process
         step = max(self.photos_per_chunk, 1)
         for i in range(0, len(todo), step):
-            chunk = [Photo(pid, path) for pid, path in todo[i:i + step]]
-            results = engine.map(lambda b: [analyse(p, backend, self.only_center_face, self.min_face_size) for p in b],
+            chunk = [Photo(p.id, p.path) for p in todo[i:i + step]]
+            results = detect.map(lambda b: [self._analyse(p, backend, limit) for p in b],
                                  chunk, keys=[p.id for p in chunk], desc="detect faces", unit="photo")
             for p, r in zip(chunk, results):
                 if not r.ok:
@@ -217,16 +231,30 @@ class WholePhotoRunner:
             for p in chunk:
                 rows = [row for m in self.methods for row in self._paste(m, p, restored[m.label])]
                 self.rows.extend(rows)
-                journal.append([{"key": self._key(), "photo": p.id, "rows": rows}])
+                if all(r["status"] != TOO_LARGE for r in rows):  # a rerun with more memory redoes it
+                    journal.append([{"key": self._key(), "photo": p.id, "rows": rows}])
                 p.image = None
         df = pd.DataFrame(self.rows, columns=FACE_COLUMNS).sort_values(["method", "photo", "face"], kind="stable")
         df = df.reset_index(drop=True)
         write_table(df, self.out / "faces")
         return df
 
-    def _restore(self, method: RestorationMethod, chunk: list[Photo], engine: Any) -> dict[tuple[str, int], tuple]:
-        """Align the chunk's faces for ``method`` and restore them in batches: ``{(photo, face): (crop, matrix,
-        RestoreResult)}``."""
+    def _analyse(self, photo: Photo, backend: Any, limit: int) -> Photo:
+        """:func:`analyse`, after refusing a photo whose output canvas would not fit in ``limit`` bytes."""
+        try:
+            photo.image = read_image(photo.path)
+        except (CelebrefError, OSError) as e:
+            photo.status, photo.reason = STATUS_ERROR, str(getattr(e, "reason", e))
+            return photo
+        why = too_large_reason(photo.image.shape[0], photo.image.shape[1], self.upscale, limit)
+        if why:
+            photo.image, photo.status, photo.reason = None, TOO_LARGE, why
+            return photo
+        return analyse(photo, backend, self.only_center_face, self.min_face_size)
+
+    def _restore(self, method: RestorationMethod, chunk: list[Photo], engine: Engine) -> dict[tuple[str, int], tuple]:
+        """Align the chunk's faces for ``method`` and restore them in batches on ``engine``: ``{(photo, face): (crop,
+        matrix, RestoreResult)}``."""
         kind, size = alignment_of(method), int(method.input_size or 512)
         items, meta, out = [], {}, {}
         for p in chunk:
@@ -242,8 +270,11 @@ class WholePhotoRunner:
                 lm = apply_affine(m, f.landmarks68) if method.needs_landmarks else None
                 items.append(RestoreItem(id=item_id, image=crop, landmarks=lm))
                 meta[item_id] = (p.id, f.index, crop, m)
-        results = engine.map(method.restore, items, keys=[it.id for it in items], batch_size=self.batch_size,
-                             desc=f"restore {method.label}", unit="face")
+        if not items:
+            return out
+        spec = method if is_inline(engine) else MethodSpec.of(method)  # a remote worker builds its own model
+        results = engine.map(restore_faces, items, keys=[it.id for it in items], batch_size=self.batch_size,
+                             desc=f"restore {method.label}", unit="face", initializer=init_face_worker, initargs=(spec,))
         for it, r in zip(items, results):
             pid, k, crop, m = meta[it.id]
             res = r.value if r.ok else RestoreResult(it.id, None, STATUS_ERROR, r.error or "")
@@ -255,20 +286,28 @@ class WholePhotoRunner:
 
     def _paste(self, method: RestorationMethod, p: Photo, restored: dict) -> list[dict]:
         label, kind = method.label, alignment_of(method)
-        base = {"photo": p.id, "method": label, "alignment": kind}
+        base = {"photo": p.id, "method": label, "alignment": kind, "source_path": p.path}
         if p.image is None:
             return [{**base, "face": -1, "status": p.status, "reason": p.reason, "output_path": ""}]
         size = int(method.input_size or 512)
         order = sorted((f for f in p.faces if (p.id, f.index) in restored and restored[(p.id, f.index)][2].image is not None),
                        key=lambda f: (f.area, -f.index))  # largest last; equal areas: lower index on top
-        canvas = resize_background(p.image, self.upscale, self.background)
         faces = [restored[(p.id, f.index)][2].image for f in order]
         mats = [face_to_canvas_matrix(restored[(p.id, f.index)][1], size, img.shape[0], self.upscale)
                 for f, img in zip(order, faces)]
-        result, placed = paste_faces(canvas, faces, mats, self.upscale)
-        out_rel = f"{label}/{p.id}.png"
-        _write(self.out / out_rel, result)
-        rows = [] if p.faces else [{**base, "face": -1, "status": p.status, "reason": p.reason, "output_path": out_rel}]
+        h, w = p.image.shape[:2]
+        why = too_large_reason(h, w, self.upscale, self._limit,
+                               largest_region(faces, mats, (h * self.upscale, w * self.upscale)))
+        if why:  # refused before the canvas is made; the faces' rows follow, not pasted
+            out_rel, placed, order = "", [], []
+            rows = [{**base, "face": -1, "status": TOO_LARGE, "reason": why, "output_path": ""}]
+        else:
+            canvas = resize_background(p.image, self.upscale, self.background)
+            placed = paste_in_regions(canvas, faces, mats, self.upscale)
+            out_rel = f"{label}/{p.id}.png"
+            _write(self.out / out_rel, canvas)
+            del canvas
+            rows = [] if p.faces else [{**base, "face": -1, "status": p.status, "reason": p.reason, "output_path": out_rel}]
         pasted = {f.index: (n, pl) for n, (f, pl) in enumerate(zip(order, placed))}
         overlaps = _overlaps(p.faces)
         for f in p.faces:
@@ -291,6 +330,26 @@ class WholePhotoRunner:
         return rows
 
 
+# -- the engine's entry points (module level: picklable by reference) --------------------------------------
+_FACE_METHOD: RestorationMethod | None = None
+
+
+def init_face_worker(method: RestorationMethod | MethodSpec) -> None:
+    """Engine initializer: the driver's loaded method (inline) or one built and loaded from a spec (remote)."""
+    global _FACE_METHOD
+    m = method.build() if isinstance(method, MethodSpec) else method
+    if not m.loaded:
+        m.load()
+    _FACE_METHOD = m
+
+
+def restore_faces(items: list[RestoreItem]) -> list[RestoreResult]:
+    """Engine batch function: the worker's method on a batch of aligned face crops."""
+    if _FACE_METHOD is None:
+        raise CelebrefError("internal error: whole-photo face worker not initialised")
+    return _FACE_METHOD.restore(items)
+
+
 def _write(path: Path, img: np.ndarray) -> None:
     """PNG, atomically, fast lossless compression (encoding dominates the overhead of a run with ``lq``)."""
     atomic_write_bytes(path, encode_image(img, ".png", png_fast=True))
@@ -298,136 +357,3 @@ def _write(path: Path, img: np.ndarray) -> None:
 
 def _json(a: np.ndarray | None) -> str:
     return "" if a is None else json.dumps(np.round(np.asarray(a, dtype=float), 3).tolist())
-
-
-def summarize(df: pd.DataFrame) -> str:
-    """One line per method: photos written and face counts per status."""
-    lines = []
-    for method, g in df.groupby("method", sort=True):
-        faces = g[g["face"] >= 0]["status"].value_counts().sort_index()
-        photos = g.loc[g["output_path"] != "", "photo"].nunique()
-        lines.append(f"  {method}: {photos} photo(s) written; faces: "
-                     + (", ".join(f"{k} {v}" for k, v in faces.items()) or "none"))
-        bad = g[g["face"] < 0]
-        if len(bad):
-            lines[-1] += "; photos without faces/unreadable: " + ", ".join(f"{k} {v}" for k, v in bad["status"].value_counts().sort_index().items())
-    return "\n".join(lines)
-
-
-#: face statuses that count as done (a face deliberately left out by a filter is not a failure)
-DONE_STATUSES = {STATUS_OK, "fallback_input", "fallback_generic", TOO_SMALL, NOT_CENTER}
-
-
-def outcome_of(df: pd.DataFrame) -> Any:
-    """The command's :class:`~celebref.app.outcome.Outcome`: one item per photo x method without faces (or
-    unreadable) and per face x method; failed = unreadable photos, photos without faces and faces not restored."""
-    from celebref.app.outcome import Outcome
-
-    bad = df[~df["status"].isin(DONE_STATUSES)]
-    details = [f"{m}: {len(g)} face(s)/photo(s) not restored: "
-               + ", ".join(f"{k} {v}" for k, v in g["status"].value_counts().sort_index().items()) + " (see faces.csv)"
-               for m, g in bad.groupby("method", sort=True)]
-    return Outcome(items=len(df), failed=len(bad), details=details)
-
-
-def run_command(args: Any) -> Any:
-    """``celebref restore --whole-photo``: the CLI entry (flags as in :mod:`celebref.app.commands.restore`)."""
-    import sys
-
-    from baselines.registry import create_method
-    from celebref.params import split_spec_list
-    from celebref.lock import lock_folder
-    from celebref.provenance import command_line, now, versions
-
-    if args.upscale < 1:
-        raise ConfigError("--upscale must be >= 1")
-    if args.min_face_size < 0:
-        raise ConfigError("--min-face-size must be >= 0")
-    photos = collect_photos(args.input)
-    common = dict(device=args.device, precision=args.precision, landmark_policy=args.landmark_policy)
-    methods = [create_method(s, **common) for s in split_spec_list(args.methods)]
-    for m in methods:
-        alignment_of(m)
-        if not m.loaded:
-            m.load()  # all weights checked before any work starts
-    out = Path(args.out)
-    with lock_folder(out, command=command_line()):
-        started = now()
-        runner = WholePhotoRunner(out, methods, upscale=args.upscale, only_center_face=args.only_center_face,
-                                  min_face_size=args.min_face_size, batch_size=args.batch_size,
-                                  face_backend=args.face_backend)
-        df = runner.run(photos)
-        atomic_write_json(out / "whole_photo.json", {
-            "command": command_line(), "started": started, "finished": now(), "versions": versions(),
-            "input": str(args.input), "n_photos": len(photos), "config": runner.config(),
-            "face_backend": get_backend(args.face_backend).describe()})
-    print(f"restored {len(photos)} photo(s) with {len(methods)} method(s) into {out}", file=sys.stderr)
-    print(summarize(df), file=sys.stderr)
-    return outcome_of(df)
-
-
-def evaluate_command(args: Any) -> Any:
-    """``celebref evaluate --whole-photo``: restore the photos (``--data``/``--lq``: a ``degrade --whole-photo``
-    output or a folder of photos) into ``<out>/restored`` as ``restore --whole-photo`` does (upscale 1), then NIQE
-    per photo for the input (row ``input``) and each method's output, paired by photo id, in
-    ``<out>/metrics.parquet``/``.csv`` (photo, method, niqe, status, reason). ``identity`` (with
-    ``--identity-refs DIR``) adds the restored faces' cosine similarity to their closest reference face
-    (:mod:`celebref.app.whole_photo_identity`)."""
-    import argparse
-    import sys
-
-    import torch
-
-    from evaluation.registry import create_metric
-
-    source = args.data or args.lq
-    if not source:
-        raise ConfigError("whole-photo evaluation needs --data (a degrade --whole-photo output or a folder of photos)")
-    from .whole_photo_identity import identity_refs_for, score_faces
-
-    default = "niqe,identity" if getattr(args, "identity_refs", None) else "niqe"
-    names = [m.strip() for m in (args.metrics or default).split(",") if m.strip()]
-    if not set(names) <= {"niqe", "identity"} or "niqe" not in names:
-        raise ConfigError(f"whole-photo evaluation computes niqe (no-reference) and identity against --identity-refs, "
-                          f"got {', '.join(names)}")
-    refs = identity_refs_for(args) if "identity" in names else None
-    if "identity" in names and refs is None:
-        raise ConfigError("the identity metric on whole photos needs --identity-refs DIR (reference faces)")
-    metric = create_metric("niqe", device="cpu")
-    metric.load()  # a missing parameter file fails before any work
-    ns = argparse.Namespace(**{**vars(args), "input": source, "out": Path(args.out) / "restored",
-                               "methods": args.methods or "lq", "upscale": 1, "only_center_face": False,
-                               "min_face_size": 0.0, "face_backend": getattr(args, "face_backend", "dlib")})
-    outcome = run_command(ns)
-    faces = pd.read_parquet(Path(ns.out) / "faces.parquet")
-    photos = collect_photos(source)
-    targets = [(pid, "input", path) for pid, path in photos]
-    written = faces[faces["output_path"].fillna("") != ""].drop_duplicates(["photo", "method"])
-    targets += [(r["photo"], r["method"], str(Path(ns.out) / r["output_path"])) for _, r in written.iterrows()]
-    rows = []
-    for pid, method, path in targets:
-        try:
-            img = read_image(path)
-            value = float(metric.compute(torch.from_numpy(img.transpose(2, 0, 1)[None].copy()))["niqe"][0])
-            rows.append({"photo": pid, "method": method, "niqe": value, "status": STATUS_OK, "reason": ""})
-        except (CelebrefError, OSError, ValueError) as e:
-            rows.append({"photo": pid, "method": method, "niqe": float("nan"), "status": STATUS_ERROR, "reason": str(e)})
-    df = pd.DataFrame(rows, columns=["photo", "method", "niqe", "status", "reason"]).sort_values(["method", "photo"])
-    if refs is not None:
-        ids = score_faces(faces, Path(ns.out), refs)
-        df = df.merge(ids, on=["photo", "method"], how="left")
-        df["identity_faces"] = df["identity_faces"].fillna(0).astype(int)
-        df["identity_reason"] = df["identity_reason"].fillna("")
-        from evaluation.identity import identity_labels
-
-        label = identity_labels(refs.backend.name)["identity_cos"]
-        for method, g in df.groupby("method", sort=True):
-            print(f"  {method}: {label} {g['identity'].mean():.4f} (cosine to the closest of {len(refs.used)} reference "
-                  f"face(s), {int(g['identity_faces'].sum())} face(s) scored; higher is better)", file=sys.stderr)
-    write_table(df.reset_index(drop=True), Path(args.out) / "metrics")
-    for method, g in df.groupby("method", sort=True):
-        print(f"  {method}: NIQE {g['niqe'].mean():.4f} (mean of {g['niqe'].notna().sum()} photo(s); lower is better)",
-              file=sys.stderr)
-    outcome.items += len(df)
-    outcome.failed += int((df["status"] != STATUS_OK).sum())
-    return outcome

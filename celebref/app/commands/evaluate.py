@@ -34,10 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(the run then exits with status 3 unless --fail-on says otherwise)")
     p.add_argument("--out", required=True, type=Path, help="run folder")
     p.add_argument("--whole-photo", action="store_true", help="--data holds whole photos (e.g. degrade --whole-photo): "
-                   "restore --whole-photo, then NIQE per photo paired by photo id (celebref.app.whole_photo)")
+                   "restore --whole-photo, then score every detected face (id <photo>_face<k>) with no-reference "
+                   "metrics (default niqe), as any evaluate run")
     p.add_argument("--identity-refs", default=None, metavar="DIR",
-                   help="with --whole-photo: reference face images of the people in the photos; adds the identity "
-                        "metric (cosine to the closest reference face, per restored face)")
+                   help="with --whole-photo: reference face images of the people in the photos; adds the identity-refs "
+                        "metric (cosine of each restored face to the closest reference face; also asked as identity)")
+    p.add_argument("--face-backend", default="dlib", help="with --whole-photo: face detector and identity embedding "
+                   "(dlib, insightface or auto; default dlib)")
     add_method_options(p)
     p.set_defaults(func=run)
 
@@ -62,10 +65,11 @@ def _fid_reference(args: argparse.Namespace) -> Path | None:
 
 def run(args: argparse.Namespace):
     if getattr(args, "whole_photo", False):
-        from celebref.app.whole_photo import evaluate_command
+        from celebref.app.whole_photo_eval import evaluate_command
+        from celebref.device import resolve_device
 
         whole_photo_batch_size(args)
-        return evaluate_command(args)
+        return evaluate_command(args, method_engine(args, resolve_device(args.device)))
     from celebref.app.evaluate import EvalConfig, evaluate
     from celebref.app.summary import print_summary
     from celebref.device import resolve_device

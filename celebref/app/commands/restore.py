@@ -93,13 +93,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input", required=True, help="folder, GenericLists.txt, SpecificLists.txt, or degrade output/manifest")
     p.add_argument("--out", required=True, help="output folder (<out>/<method>/<id>.png)")
     add_method_options(p)
-    w = p.add_argument_group("whole photos (celebref.app.whole_photo)")
+    w = p.add_argument_group("whole photos")
     w.add_argument("--whole-photo", action="store_true", help="--input holds whole photos: detect every face, align it "
                    "per method, restore, paste back; faces table in <out>/faces.csv")
     w.add_argument("--upscale", type=int, default=1, help="whole photos: output = photo resized N times (default 1)")
     w.add_argument("--only-center-face", action="store_true", help="whole photos: restore only the face nearest the centre")
     w.add_argument("--min-face-size", type=float, default=0.0, help="whole photos: leave faces whose box is under PX pixels")
     w.add_argument("--face-backend", default="dlib", help="whole photos: face detector (dlib, insightface or auto)")
+    w.add_argument("--max-memory-gib", type=float, default=None, metavar="GIB",
+                   help="whole photos: memory one photo may use; a photo whose output would need more is refused "
+                        "(status too_large) before anything is allocated (default: $CELEBREF_WHOLE_PHOTO_MAX_GIB, "
+                        "else half of the available memory)")
     p.set_defaults(func=run)
 
 
@@ -114,13 +118,15 @@ def whole_photo_batch_size(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace):
     if getattr(args, "whole_photo", False):
-        from celebref.app.whole_photo import run_command
+        from celebref.app.whole_photo_cli import run_command
 
         whole_photo_batch_size(args)
         from celebref.weights import allowing_unverified
 
+        from celebref.device import resolve_device
+
         with allowing_unverified(True) if args.allow_unverified_weights else contextlib.nullcontext():
-            return run_command(args)
+            return run_command(args, method_engine(args, resolve_device(args.device)))
     from baselines.registry import create_method
     from celebref.params import split_spec_list
     from celebref.app.outcome import Outcome
