@@ -97,3 +97,49 @@ def labels_from_run(summary: pd.DataFrame, meta: Mapping | None = None) -> dict[
 def is_reference(method: str, references: Iterable[str] = REFERENCE_METHODS) -> bool:
     """Whether a method row (label such as ``bicubic`` or ``codeformer:w=0.7``) is a reference row."""
     return str(method).split(":", 1)[0] in tuple(references)
+
+
+def unequal_n(row: Mapping) -> bool:
+    """Whether a summary row's mean is over another image set than the other methods' (``n`` differs from
+    ``n_common``, the images every method scored; rows of run folders without ``n_common`` never are)."""
+    nc = row.get("n_common")
+    try:
+        return nc is not None and not pd.isna(nc) and int(row["n"]) != int(nc)
+    except (TypeError, ValueError):
+        return False
+
+
+# Words of a profile description -> the metric key they describe (for leaving out metrics that were not run).
+_DESCRIBED = {"psnr": "psnr", "ssim": "ssim", "lpips": "lpips", "fid": "fid", "niqe": "niqe", "identity": "identity",
+              "lmd": "lmd"}
+
+
+def metric_was_run(key: str, columns: Iterable[str]) -> bool:
+    """Whether the metric ``key`` (a profile's metric name such as ``lpips-vgg`` or ``identity``) produced one of
+    ``columns`` (``lpips_vgg``, ``identity_cos``, ...)."""
+    k = str(key).lower().replace("-", "_")
+    return any(c == k or c.startswith(k + "_") for c in (str(c).lower() for c in columns))
+
+
+def evaluated_description(description: str, columns: Iterable[str]) -> str:
+    """A profile description (``;``-separated parts) without the parts about metrics that were not run: a part is
+    kept when it names a metric of ``columns`` or names none."""
+    columns = list(columns)
+    kept = []
+    for part in str(description or "").split(";"):
+        words = {_DESCRIBED[w] for w in re.findall(r"[a-z]+", part.lower()) if w in _DESCRIBED}
+        if not words or any(metric_was_run(w, columns) for w in words):
+            kept.append(part.strip())
+    return "; ".join(p for p in kept if p)
+
+
+def evaluated_profile_lines(name: str, description: str, aliases: Mapping, options: Mapping,
+                            columns: Iterable[str]) -> list[str]:
+    """The profile's conventions for the metrics that were run (``columns``: the summary's metric columns), one
+    line each, as printed under a summary."""
+    columns = list(columns)
+    lines = [f"profile {name}: {evaluated_description(description, columns)}"]
+    lines += [f"  {k} = {v}" for k, v in (aliases or {}).items() if metric_was_run(v, columns) and k != v]
+    lines += [f"  {m}: " + ", ".join(f"{k}={v}" for k, v in (o or {}).items())
+              for m, o in (options or {}).items() if metric_was_run(m, columns)]
+    return lines
