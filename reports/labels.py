@@ -9,6 +9,7 @@ generic labels below (identity columns then name the backend recorded in ``run.j
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import Iterable, Mapping
 
 import pandas as pd
@@ -16,7 +17,7 @@ import pandas as pd
 # Generic display names (metric columns without a backend-specific label).
 METRIC_LABELS = {
     "psnr": "PSNR", "ssim": "SSIM", "lpips": "LPIPS", "lpips_vgg": "LPIPS-VGG", "fid": "FID", "niqe": "NIQE",
-    "identity_cos": "IDS", "identity_angle": "Deg", "lmd": "LMD",
+    "identity_cos": "IDS", "identity_angle": "Deg", "lmd": "LMD", "identity_input_cos": "ID-in",
 }
 
 #: rows that are references, not restoration methods: never marked best unless asked
@@ -35,6 +36,8 @@ ABBREVIATIONS = {
           "(not the papers' ArcFace IDS: another model, another scale)",
     "Deg": "angle in degrees between the identity embeddings of result and ground truth (arccos of the cosine)",
     "LMD": "landmark distance: mean distance of the 68 facial landmarks of result and ground truth, in pixels at 512x512",
+    "ID-in": "identity to the input: cosine similarity between the face embeddings of the LQ input and the restored "
+             "face (no ground truth needed; low values: the restoration changed who it shows)",
     "LQ": "the low-quality (degraded) input, shown as a reference row",
     "GT": "ground truth (the high-quality original)",
     "bicubic": "bicubic upsampling of the LQ input, a reference row",
@@ -143,3 +146,17 @@ def evaluated_profile_lines(name: str, description: str, aliases: Mapping, optio
     lines += [f"  {m}: " + ", ".join(f"{k}={v}" for k, v in (o or {}).items())
               for m, o in (options or {}).items() if metric_was_run(m, columns)]
     return lines
+
+
+def odd_n(col: Mapping[str, Mapping]) -> dict[str, bool]:
+    """Cells of one summary column (method -> ``{n, n_inf, unequal}``) whose mean is over another image set than
+    the rest: ``n`` unlike the column's most common ``n`` (a mean short only by its infinite values is not: it
+    carries its own mark), or every cell when all ``n`` are equal but the sets differ (:func:`unequal_n`)."""
+    ns = {m: int(v["n"]) for m, v in col.items() if v.get("n") is not None and not pd.isna(v["n"]) and int(v["n"]) > 0}
+    if not ns:
+        return {}
+    counts = Counter(ns.values())
+    if len(counts) == 1:
+        return {m: bool(col[m].get("unequal")) for m in ns}
+    mode = max(counts, key=lambda n: (counts[n], n))
+    return {m: n != mode and n + int(col[m].get("n_inf") or 0) != mode for m, n in ns.items()}

@@ -38,7 +38,7 @@ import pandas as pd
 from celebref.errors import ConfigError
 from celebref.tabular import read_table
 
-from .labels import METRIC_LABELS, REFERENCE_METHODS, is_reference, labels_from_run, stem, unequal_n
+from .labels import METRIC_LABELS, REFERENCE_METHODS, is_reference, labels_from_run, odd_n, stem, unequal_n
 
 FORMATS = ("latex", "markdown", "csv")
 __all__ = ["FORMATS", "METRIC_LABELS", "RunSummary", "load_run", "distinct_names", "make_table", "latex_escape",
@@ -185,20 +185,6 @@ def _ranks(col: dict[str, float], higher: bool) -> dict[str, int]:
     return {m: (distinct.index(v) + 1 if math.isfinite(v) and distinct.index(v) < 2 else 0) for m, v in col.items()}
 
 
-def _odd_n(col: dict[str, dict]) -> dict[str, bool]:
-    """Cells of one column whose mean is over another image set than the rest: ``n`` unlike the column's most
-    common ``n`` (all cells, when every ``n`` is equal but the sets differ: ``n_common`` smaller)."""
-    ns = {m: int(v["n"]) for m, v in col.items() if v["n"] is not None and not pd.isna(v["n"]) and int(v["n"]) > 0}
-    if not ns:
-        return {}
-    counts = Counter(ns.values())
-    if len(counts) == 1:
-        return {m: col[m]["unequal"] for m in ns}
-    mode = max(counts, key=lambda n: (counts[n], n))
-    # a mean short of the others only by its infinite values carries the dagger, which says so
-    return {m: n != mode and n + col[m]["n_inf"] != mode for m, n in ns.items()}
-
-
 def _fmt(v: float, precision: int) -> str:
     return "--" if not math.isfinite(v) else f"{v:.{precision}f}"
 
@@ -296,7 +282,7 @@ def _cells(runs, methods, group_metrics, higher, values, refs, precision) -> dic
         for met in group_metrics[gi]:
             col = {m: values.get((gi, m, met), nan) for m in methods}
             ranks = _ranks({m: v["mean"] for m, v in col.items() if m not in refs}, higher[met])
-            odd = _odd_n(col)
+            odd = odd_n(col)
             for m in methods:
                 cells[(gi, m, met)] = {"text": _fmt(col[m]["mean"], precision), "rank": ranks.get(m, 0),
                                        "dagger": col[m]["n_inf"] > 0, "ddagger": odd.get(m, False), "n": col[m]["n"]}

@@ -171,3 +171,50 @@ def make_build_output(root: Path, n: int, seed: int = 0) -> Path:
             "funnel": funnel, "reasons": {k: int(v) for k, v in sorted(reasons.items())}, "seed": seed}
     (out / "build.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     return out
+
+
+def make_real_world_run(root: Path, n: int, seed: int = 0, threshold: float | None = None) -> Path:
+    """An evaluate run ``root/run`` on ``n`` real photos without ground truth (``gt_path`` empty): methods lq,
+    codeformer and gfpgan, NIQE and identity to the input (``identity_input_cos``, drawn so that some faces fall
+    below 0.30) per image, FID against named reference statistics; ``threshold``: recorded as run.json
+    ``low_identity_threshold``."""
+    rng = np.random.default_rng(seed)
+    run = root / "run"
+    methods = ("lq", "codeformer", "gfpgan")
+    rows = []
+    for k in range(n):
+        i = f"photo_{k:03d}"
+        lq = _img(rng, 48)
+        write_image(root / "lq" / f"{i}.png", lq)
+        for m in methods:
+            out = f"restored/{m}/{i}.png"
+            write_image(run / out, lq if m == "lq" else cv2.resize(lq, (96, 96), interpolation=cv2.INTER_CUBIC))
+            cos = float("nan") if m == "lq" else float(np.clip(rng.uniform(0.1, 0.9), -1, 1))
+            rows.append({"id": i, "identity": "", "method": m, "status": "ok", "reason": "", "restore_seconds": 0.1,
+                         "output_path": out, "lq_path": str((root / "lq" / f"{i}.png").resolve()), "gt_path": "",
+                         "landmarks_path": "", "niqe": float(rng.uniform(3.0, 8.0)), "identity_input_cos": cos})
+    per = pd.DataFrame(rows)
+    write_table(per, run / "per_image")
+    labels = {"identity_input_cos": "ID-in(dlib)"}
+    metrics = [_metric("niqe", {"niqe": False}), _metric("identity-input", {"identity_input_cos": True}, labels),
+               _metric("fid", {"fid": False}, dataset=True)]
+    dataset_rows = [{"method": m, "metric": "fid", "value": 80.0 - 10 * j, "n": n} for j, m in enumerate(methods)]
+    from celebref.app.summary import summarize
+    from evaluation.profiles import get_profile
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        summary = summarize(per, metrics, dataset_rows)
+    summary.to_csv(run / "summary.csv", index=False, lineterminator="\n")
+    meta = {"command": f"celebref evaluate --lq {root / 'lq'} --methods codeformer,gfpgan --out {run}",
+            "profile": get_profile(None).describe(),
+            "metrics": [{"name": "niqe", "columns": ["niqe"]},
+                        _face_desc("identity-input", ["identity_input_cos"], labels), {"name": "fid", "columns": ["fid"]}],
+            "methods": [{"label": m, "name": m, "params": {}, "weights": {}} for m in methods], "skipped": [],
+            "data": {"kind": "lq-folder", "path": str(root / "lq"), "n_images": n},
+            "fid_reference": {"name": "ffhq-512 (GFPGAN inception statistics)", "n": 70000},
+            "dataset_metrics": dataset_rows, "device": "cpu", "precision": "fp32"}
+    if threshold is not None:
+        meta["low_identity_threshold"] = threshold
+    (run / "run.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    return run
