@@ -1,6 +1,6 @@
 """The evaluate report's gallery: per image, LQ | each method | GT thumbnails with eye/mouth detail crops (set
 apart under each face), the per-image metric values for sorting (worst first), paginated in the browser by
-``static/gallery.js``; a click on a face shows LQ | that face | GT at full size side by side.
+``static/gallery.js``; a click on a face shows LQ | that face | GT side by side, enlarged (at least their own size).
 
 The data goes to ``assets/gallery-data.js`` as JSON (strings are inserted with ``textContent`` only: ids and
 identities come from crawls). Values are rounded to 4 decimals; NaN becomes ``null`` (shown as n/a, sorted

@@ -117,11 +117,17 @@ _DESCRIBED = {"psnr": "psnr", "ssim": "ssim", "lpips": "lpips", "fid": "fid", "n
               "lmd": "lmd"}
 
 
+_OWN_COLUMNS = {"identity": ("identity_cos", "identity_angle")}
+
+
 def metric_was_run(key: str, columns: Iterable[str]) -> bool:
     """Whether the metric ``key`` (a profile's metric name such as ``lpips-vgg`` or ``identity``) produced one of
     ``columns`` (``lpips_vgg``, ``identity_cos``, ...)."""
     k = str(key).lower().replace("-", "_")
-    return any(c == k or c.startswith(k + "_") for c in (str(c).lower() for c in columns))
+    columns = [str(c).lower() for c in columns]
+    if k in _OWN_COLUMNS:  # a prefix of another metric's columns (identity_input_cos is not the identity metric's)
+        return any(c in _OWN_COLUMNS[k] for c in columns)
+    return any(c == k or c.startswith(k + "_") for c in columns)
 
 
 def evaluated_description(description: str, columns: Iterable[str]) -> str:

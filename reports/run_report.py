@@ -231,6 +231,9 @@ def build_run_report(run_dir: str | Path, out_dir: str | Path | None = None, ran
         glossary["‡"] = ("a mean over another image set than the rest of its column (n differs: some images have "
                          "no value for one method); evaluate --common-images restricts every mean to the images "
                          "all methods scored")
+    if real_world and "FID" in glossary:
+        glossary["FID"] = ("Fréchet Inception distance between the restored set and the reference statistics named "
+                           "in the real-world section (one value per method)")
     if any(c.get("ci") for row in table for c in row["cells"]):
         glossary["[a, b]"] = f"bootstrap 95% interval of the mean (2000 resamples, seed 0), shown from n = {MIN_CI_N}"
     ranked = [m for m in methods if m not in refs]

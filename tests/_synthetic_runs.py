@@ -2,7 +2,8 @@
 
 ``make_eval_run(root, n)`` writes what ``celebref evaluate`` writes (restored images, per_image.parquet/csv,
 summary.csv through :func:`celebref.app.summary.summarize`, run.json) for ``n`` images and four methods
-(lq, bicubic, dmdnet, codeformer), with realistic degradation factors (blur sigma and noise continuous, scale
+(lq, bicubic, dmdnet, codeformer) and a landmark file per image (for the eye/mouth crops), with realistic
+degradation factors (blur sigma and noise continuous, scale
 from two values, JPEG quality integers), image 0 left untouched by the degradation (LQ == GT: PSNR = inf)
 and one codeformer failure. ``make_build_output(root, n)`` writes a build output (build.json, manifest,
 identities.csv, distances.parquet, collisions.csv, images) for ``n`` crawl files with every kind of decision.
@@ -30,6 +31,18 @@ def _img(rng: np.random.Generator, size: int = 64) -> np.ndarray:
     return cv2.GaussianBlur(rng.integers(0, 256, (size, size, 3), dtype=np.uint8), (0, 0), 2)
 
 
+def _landmarks_64(rng: np.random.Generator) -> np.ndarray:
+    """68 points (x, y) laid out like a face in a 64x64 image: eyes (36-47) near y = 24, mouth (48-67) near y = 46."""
+    pts = np.zeros((68, 2), np.float32)
+    pts[:36] = np.stack([np.linspace(8, 56, 36), 30 + 20 * np.sin(np.linspace(0, np.pi, 36))], 1)
+    for e, cx in ((36, 22.0), (42, 42.0)):
+        a = np.linspace(0, 2 * np.pi, 6, endpoint=False)
+        pts[e:e + 6] = np.stack([cx + 5 * np.cos(a), 24 + 2 * np.sin(a)], 1)
+    a = np.linspace(0, 2 * np.pi, 20, endpoint=False)
+    pts[48:] = np.stack([32 + 9 * np.cos(a), 46 + 3 * np.sin(a)], 1)
+    return pts + rng.normal(0, 0.3, pts.shape).astype(np.float32)
+
+
 def _metric(name: str, columns: dict[str, bool], labels: dict[str, str] | None = None, dataset: bool = False):
     ns = SimpleNamespace(name=name, columns=tuple(columns), higher_is_better=dict(columns), dataset_level=dataset)
     if labels:
@@ -54,12 +67,15 @@ def make_eval_run(root: Path, n: int, seed: int = 0) -> Path:
     for f in factors.values():
         f[0] = np.nan  # image 0: the preset drew no degradation at all
     id_labels = {"identity_cos": "ID(dlib)", "identity_angle": "Deg(dlib)"}
+    from celebref.face.landmark_io import write_landmarks
+
     rows = []
     for k, i in enumerate(ids):
         gt = _img(rng)
         lq = gt if k == 0 else cv2.GaussianBlur(gt, (0, 0), 1.5)
         write_image(root / "gt" / f"{i}.png", gt)
         write_image(root / "lq" / f"{i}.png", lq)
+        write_landmarks(root / "landmarks" / f"{i}.txt", _landmarks_64(rng))
         base = 32.0 - 1.1 * np.nan_to_num(factors["blur_sigma"][k]) - 0.3 * np.nan_to_num(factors["noise_sigma"][k])
         for j, m in enumerate(METHODS):
             failed = m == "codeformer" and k == min(1, n - 1)
@@ -78,7 +94,8 @@ def make_eval_run(root: Path, n: int, seed: int = 0) -> Path:
                          "reason": "no face detected in the LQ input" if failed else "", "restore_seconds": 0.1,
                          "output_path": out if m != "lq" else f"restored/lq/{i}.png",
                          "lq_path": str((root / "lq" / f"{i}.png").resolve()),
-                         "gt_path": str((root / "gt" / f"{i}.png").resolve()), "landmarks_path": "", **vals,
+                         "gt_path": str((root / "gt" / f"{i}.png").resolve()),
+                         "landmarks_path": str((root / "landmarks" / f"{i}.txt").resolve()), **vals,
                          **{f"deg_{f}": v[k] for f, v in factors.items()}})
             if m == "lq":
                 write_image(run / "restored" / "lq" / f"{i}.png", lq)

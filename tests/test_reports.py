@@ -377,7 +377,7 @@ def test_report_wording_detail_strip_enlarge_and_profile(synthetic) -> None:
                 full = cv2.imread(str(index.parent / c["full"]))
                 assert full is not None and full.shape[:2] == (64, 64)  # the image's own size, not the thumbnail's
     page = _section(html, "gallery")
-    assert page.count('class="enlarge"') >= 4 and "full size beside the LQ input and the ground truth" in page
+    assert page.count('class="enlarge"') >= 4 and "enlarged (at least its own size) beside the LQ input and the ground truth" in page
 
 
 def test_detail_crops_are_set_apart() -> None:
@@ -439,6 +439,8 @@ def test_real_world_section(tmp_path: Path) -> None:
     assert len(scores) == 24 and scores == sorted(scores)
     assert sec.count('class="pair low"') == int((per["identity_input_cos"] < 0.30).sum())
     assert "default: the lowest NTIRE 2025" in sec
+    profile = re.search(r"<dt>Metric profile</dt><dd>(.*?)<table", html, re.S).group(1)
+    assert "NIQE" in profile and "identity cosine" not in profile and "PSNR" not in profile  # only what ran
     # no empty GT column in the gallery, no GT in the glossary
     assert "<th>GT</th>" not in html and "<dt>GT</dt>" not in html
     # a threshold recorded in run.json is used and named
@@ -472,3 +474,29 @@ def test_report_command_says_folder_and_reports_verify_output(tmp_path: Path, ca
     p = _Imgs()
     p.feed(html)
     assert p.srcs and all((ds / "report" / s).is_file() for s in p.srcs)
+
+
+def test_click_on_a_face_shows_it_full_size_beside_lq_and_gt(synthetic, tmp_path: Path) -> None:
+    """Issue 21.6, in a real browser: a click on a method's face opens LQ | that face | GT at full size."""
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("no chromium on this machine (.ci/run installs Debian's chromium)")
+    index = synthetic[("evaluate", 30)]
+    html = index.read_text(encoding="utf-8")
+    click = ("<script>var a = document.querySelectorAll('#gallery-body a.enlarge')[2]; a.click();"
+             "document.body.setAttribute('data-clicked', a.querySelector('img').alt);</script>")
+    probe = index.parent / "click-probe.html"
+    probe.write_text(html.replace("</body>", click + "</body>"), encoding="utf-8")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+             "--enable-logging=stderr", "--v=0"]
+    dom = subprocess.run([browser, *flags, "--dump-dom", probe.resolve().as_uri()], capture_output=True, text=True,
+                         timeout=120)
+    assert [ln for ln in dom.stderr.splitlines() if ":CONSOLE" in ln] == []
+    view = re.search(r'<div id="full-view">(.*?)</div>', dom.stdout, re.S)
+    assert view, "no full-size view after the click"
+    captions = re.findall(r"<figcaption>(.*?)</figcaption>", view.group(1))
+    clicked = re.search(r'data-clicked="([^"]+)"', dom.stdout).group(1)
+    assert captions == ["LQ", clicked, "GT"] and clicked not in ("LQ", "GT")
+    srcs = re.findall(r'<img src="([^"]+)"', view.group(1))
+    assert len(srcs) == 3 and all((index.parent / s).is_file() for s in srcs)

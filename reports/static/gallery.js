@@ -24,7 +24,7 @@
     var td = document.createElement("td");
     if (c.thumb) {
       var a = document.createElement("a"); a.className = "enlarge"; a.href = c.full || c.thumb;
-      a.title = c.label + ": click for full size beside LQ and GT";
+      a.title = c.label + ": click to enlarge beside LQ and GT";
       var img = document.createElement("img"); img.src = c.thumb; img.loading = "lazy"; img.alt = c.label;
       a.appendChild(img); td.appendChild(a);
       if (c.detail) {
