@@ -500,3 +500,19 @@ def test_click_on_a_face_shows_it_full_size_beside_lq_and_gt(synthetic, tmp_path
     assert captions == ["LQ", clicked, "GT"] and clicked not in ("LQ", "GT")
     srcs = re.findall(r'<img src="([^"]+)"', view.group(1))
     assert len(srcs) == 3 and all((index.parent / s).is_file() for s in srcs)
+
+
+def test_report_of_a_real_verify_output(small_build: Path, tmp_path: Path, capsys) -> None:
+    """Issue 21.6: ``celebref report VERIFY_OUT`` on what ``celebref verify`` really writes."""
+    audit = tmp_path / "audit"
+    assert main(["verify", str(small_build), "--out", str(audit), "--backend", "dlib"]) in (0, 3)
+    capsys.readouterr()
+    assert main(["report", str(audit)]) == 0
+    assert f"report folder written: {audit / 'report'}" in capsys.readouterr().err
+    html = (audit / "report" / "index.html").read_text(encoding="utf-8")
+    meta = json.loads((audit / "verify.json").read_text(encoding="utf-8"))
+    assert "<h1>Dataset audit (celebref verify)</h1>" in html
+    assert f"{meta['images']} files: passed {meta['accepted']} + flagged {meta['rejected']}" in html
+    p = _Imgs()
+    p.feed(html)
+    assert len(p.srcs) >= meta["images"] and all((audit / "report" / s).is_file() for s in p.srcs)
