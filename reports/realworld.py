@@ -52,7 +52,7 @@ def low_identity_threshold(meta: dict) -> tuple[float, str]:
                                   "(0.30 WIDER/WebPhoto; 0.50 CelebA; 0.60 LFW/CelebChild)")
 
 
-def _fid(meta: dict, methods: list[str]) -> dict:
+def fid_reference(meta: dict, methods: list[str]) -> dict:
     """FID rows against the reference statistics, and the reference's name."""
     ref = meta.get("fid_reference")
     if isinstance(ref, dict):
@@ -107,6 +107,6 @@ def real_world_section(run_dir: Path, per: pd.DataFrame, meta: dict, methods: li
         n_scored = len(cand)
     else:
         n_scored = 0
-    return {"columns": [labels.get(c, c) for c in nr_columns], "table": table, "fid": _fid(meta, methods),
+    return {"columns": [labels.get(c, c) for c in nr_columns], "table": table, "fid": fid_reference(meta, methods),
             "has_identity": has_id, "identity_label": labels.get(IDENTITY_COLUMN, "identity to input"),
             "threshold": f"{threshold:.2f}", "threshold_source": source, "pairs": pairs, "n_scored": n_scored}

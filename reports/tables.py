@@ -39,6 +39,7 @@ from celebref.errors import ConfigError
 from celebref.tabular import read_table
 
 from .labels import METRIC_LABELS, REFERENCE_METHODS, is_reference, labels_from_run, odd_n, stem, unequal_n
+from .realworld import IDENTITY_COLUMN, fid_reference, is_real_world, low_identity_threshold
 
 FORMATS = ("latex", "markdown", "csv")
 __all__ = ["FORMATS", "METRIC_LABELS", "RunSummary", "load_run", "distinct_names", "make_table", "latex_escape",
@@ -58,6 +59,7 @@ class RunSummary:
     preset: str = ""  # the degradation preset of the test set (shown in brackets after the name)
     needs_references: dict[str, bool] = field(default_factory=dict)  # method label -> uses reference images
     n_refs: list[int] = field(default_factory=list)  # reference images per LQ image (when recorded)
+    real_world: str = ""  # a run without ground truth: what its FID is against and its low-identity counts
 
 
 def _n_refs(path: Path, data_path: str) -> list[int]:
@@ -81,6 +83,33 @@ def _n_refs(path: Path, data_path: str) -> list[int]:
     return []
 
 
+def _real_world(path: Path, meta: dict) -> str:
+    """For a run without ground truth: ``FID against <statistics>; ID-in below 0.30 (...): m 3 of 12, ...``."""
+    table = path / "per_image.parquet"
+    if not table.is_file():
+        return ""
+    try:
+        per = read_table(table)
+    except (OSError, ValueError):
+        return ""
+    if not is_real_world(per):
+        return ""
+    parts = ["no ground truth"]
+    fid = fid_reference(meta, [])
+    if fid["reference"]:
+        parts.append(f"FID against {fid['reference']}")
+    if IDENTITY_COLUMN in per.columns:
+        threshold, source = low_identity_threshold(meta)
+        counts = []
+        for m, g in per[per["method"] != "lq"].groupby("method", sort=False):
+            v = pd.to_numeric(g[IDENTITY_COLUMN], errors="coerce").dropna()
+            counts.append(f"{m} {int((v < threshold).sum())} of {len(v)}")
+        label = labels_from_run(pd.DataFrame({"metric": [IDENTITY_COLUMN]}), meta).get(IDENTITY_COLUMN, IDENTITY_COLUMN)
+        parts.append(f"faces with {label} (identity to the input) below {threshold:.2f} ({source.split(':')[0]}): "
+                     + ", ".join(counts))
+    return "; ".join(parts)
+
+
 def load_run(path: str | Path, name: str | None = None) -> RunSummary:
     path = Path(path)
     if not (path / "summary.csv").is_file():
@@ -102,7 +131,8 @@ def load_run(path: str | Path, name: str | None = None) -> RunSummary:
     base = name or (Path(data_path).name if data_path else ("test set" if preset else path.name))
     return RunSummary(name=base, profile=profile, summary=summary, labels=labels_from_run(summary, meta),
                       data_path=data_path, path=str(path.resolve()), named=name is not None, precision=precision,
-                      preset=preset, needs_references=needs, n_refs=_n_refs(path, data_path))
+                      preset=preset, needs_references=needs, n_refs=_n_refs(path, data_path),
+                      real_world=_real_world(path, meta))
 
 
 def _tail(p: str, k: int) -> str:
@@ -163,6 +193,7 @@ def _collect(runs: list[RunSummary], metrics: list[str] | None):
     for r in runs:
         for _, row in r.summary.iterrows():
             higher.setdefault(row["metric"], bool(row["higher_is_better"]))
+    explicit = metrics is not None
     if metrics is None:
         metrics = list(higher)
     unknown = [m for m in metrics if m not in higher]
@@ -175,7 +206,9 @@ def _collect(runs: list[RunSummary], metrics: list[str] | None):
             values[(gi, row["method"], row["metric"])] = {
                 "mean": float(row["mean"]), "n": row.get("n"), "n_inf": 0 if pd.isna(n_inf) else int(n_inf),
                 "unequal": unequal_n(row), "common": row.get("n_common")}
-    group_metrics = [[m for m in metrics if set(r.summary["metric"]) & {m}] for r in runs]
+    given = metrics if explicit else None
+    group_metrics = [[m for m in (given or dict.fromkeys(r.summary["metric"])) if m in set(r.summary["metric"]) and m in metrics]
+                     for r in runs]
     return methods, group_metrics, higher, values
 
 
@@ -232,6 +265,9 @@ def _caption(runs: list[RunSummary], names: list[str], methods: list[str], group
                  "no value for one method); evaluate --common-images restricts every mean to the common images.")
     if any(c["text"] == "--" for c in marks.values()):
         text += " --: no value."
+    for r, name in zip(runs, names):
+        if r.real_world:
+            text += f" {name}: {r.real_world}."
     reduced = sorted({r.precision for r in runs if r.precision and r.precision != "fp32"})
     if reduced:  # fp32 (exact, TF32 off) is the default and goes unsaid; anything else is stated
         text += f" Networks run in {', '.join(reduced)} (not the exact fp32 of the reference implementations)."

@@ -321,3 +321,20 @@ def test_generic_and_specific_restoration_in_separate_tables(tmp_path, capsys) -
             "references 3 to 5 (median 4) per image).") in specific
     assert main(["tables", str(run), "--format", "latex"]) == 0
     assert capsys.readouterr().out.count(r"\begin{table}") == 2
+
+
+def test_real_world_run_in_tables(tmp_path, capsys) -> None:
+    """Issue 20.7 (tables): a run without ground truth shows its no-reference columns only, and the caption names
+    the FID statistics and counts the faces below the low-identity threshold."""
+    import pandas as pd
+    from _synthetic_runs import make_real_world_run
+
+    run = make_real_world_run(tmp_path, 12)
+    assert main(["tables", str(run), "--format", "markdown"]) == 0
+    out = capsys.readouterr().out
+    assert _md_table(out)[0] == ["Method", "lq NIQE ↓", "lq ID-in(dlib) ↑", "lq FID ↓"]
+    per = pd.read_parquet(run / "per_image.parquet")
+    low = {m: int((per[per["method"] == m]["identity_input_cos"] < 0.30).sum()) for m in ("codeformer", "gfpgan")}
+    assert ("lq: no ground truth; FID against ffhq-512 (GFPGAN inception statistics) (70000 images); faces with "
+            f"ID-in(dlib) (identity to the input) below 0.30 (default): codeformer {low['codeformer']} of 12, "
+            f"gfpgan {low['gfpgan']} of 12.") in out.replace("\\(", "(").replace("\\)", ")")
