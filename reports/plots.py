@@ -94,7 +94,6 @@ def distribution_figure(data: dict[str, np.ndarray], title: str):
     vals = [v[np.isfinite(v)] for v in vals]
     longest = max((len(short(s).replace("\\$", "$")) for s in labels), default=4)
     fig, ax = plt.subplots(figsize=(max(2.6, 0.75 * len(labels) + 0.06 * longest + 1.2), 3.0))
-    positions = list(range(len(labels)))
     boxed = [i for i, v in enumerate(vals) if len(v) >= MIN_BOX]
     if boxed:
         ax.boxplot([vals[i] for i in boxed], positions=boxed, widths=0.5, showmeans=True, showfliers=max(len(vals[i]) for i in boxed) > MAX_POINTS,

@@ -27,7 +27,6 @@ import csv
 import io
 import json
 import math
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ from celebref.errors import ConfigError
 from celebref.tabular import read_table
 
 from .labels import METRIC_LABELS, REFERENCE_METHODS, is_reference, labels_from_run, odd_n, stem, unequal_n
+from .table_formats import latex_escape, markdown_escape, render_latex, render_markdown
 from .realworld import IDENTITY_COLUMN, fid_reference, is_real_world, low_identity_threshold
 
 FORMATS = ("latex", "markdown", "csv")
@@ -274,27 +274,6 @@ def _caption(runs: list[RunSummary], names: list[str], methods: list[str], group
     return text
 
 
-_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
-        "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}",
-        "|": r"\textbar{}", "†": r"$^\dagger$", "‡": r"$^\ddagger$", "≠": r"$\neq$", "…": r"\ldots{}",
-        "↑": r"$\uparrow$", "↓": r"$\downarrow$"}
-_TEX_RE = re.compile("|".join(map(re.escape, _TEX)))
-
-
-def latex_escape(text: str) -> str:
-    """``text`` as LaTeX prints it literally (one pass: ``\\`` becomes ``\\textbackslash{}`` and its braces stay)."""
-    return _TEX_RE.sub(lambda m: _TEX[m.group(0)], str(text))
-
-
-_MD_RE = re.compile(r"([\\|*_`<>\[\]])")
-
-
-def markdown_escape(text: str) -> str:
-    """``text`` for a Markdown table cell, printed literally: ``|`` (the cell separator) and the other markup
-    characters backslash-escaped, line breaks as spaces."""
-    return _MD_RE.sub(r"\\\1", " ".join(str(text).split()))
-
-
 def _refs_text(runs: list[RunSummary], names: list[str]) -> str:
     """How many reference images each LQ image had, per run (``2 to 7 (median 4)``), or that it is unknown."""
     parts = []
@@ -323,49 +302,6 @@ def _cells(runs, methods, group_metrics, higher, values, refs, precision) -> dic
                 cells[(gi, m, met)] = {"text": _fmt(col[m]["mean"], precision), "rank": ranks.get(m, 0),
                                        "dagger": col[m]["n_inf"] > 0, "ddagger": odd.get(m, False), "n": col[m]["n"]}
     return cells
-
-
-def _markdown(names, methods, group_metrics, labels, higher, cells, caption) -> str:
-    head = ["Method"] + [f"{markdown_escape(name)} {markdown_escape(labels[gi][met])} {'↑' if higher[met] else '↓'}"
-                         for gi, name in enumerate(names) for met in group_metrics[gi]]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join([" --- "] + [" ---: "] * (len(head) - 1)) + "|"]
-    for m in methods:
-        row = [markdown_escape(m)]
-        for gi in range(len(names)):
-            for met in group_metrics[gi]:
-                c = cells[(gi, m, met)]
-                text = f"**{c['text']}**" if c["rank"] == 1 else f"<u>{c['text']}</u>" if c["rank"] == 2 else c["text"]
-                text += ("†" if c["dagger"] else "") + (f"‡ (n={int(c['n'])})" if c["ddagger"] else "")
-                row.append(text)
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines) + f"\n\n{markdown_escape(caption)}\n"
-
-
-def _latex(names, methods, group_metrics, labels, higher, cells, caption) -> str:
-    widths = [len(g) for g in group_metrics]
-    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{latex_escape(caption)}}}",
-             r"\begin{tabular}{l" + "c" * sum(widths) + "}", r"\toprule"]
-    if len(names) > 1:
-        groups = " & ".join(rf"\multicolumn{{{k}}}{{c}}{{{latex_escape(name)}}}" for name, k in zip(names, widths))
-        lines.append(f" & {groups} \\\\")
-        starts = [2 + sum(widths[:gi]) for gi in range(len(names))]
-        lines.append(" ".join(rf"\cmidrule(lr){{{a}-{a + k - 1}}}" for a, k in zip(starts, widths)))
-    arrow = {True: r"$\uparrow$", False: r"$\downarrow$"}
-    heads = " & ".join(latex_escape(labels[gi][met]) + arrow[higher[met]]
-                       for gi in range(len(names)) for met in group_metrics[gi])
-    lines += [rf"Method & {heads} \\", r"\midrule"]
-    for m in methods:
-        row = [latex_escape(m)]
-        for gi in range(len(names)):
-            for met in group_metrics[gi]:
-                c = cells[(gi, m, met)]
-                text = rf"\textbf{{{c['text']}}}" if c["rank"] == 1 else rf"\underline{{{c['text']}}}" if c["rank"] == 2 \
-                    else c["text"]
-                text += (r"$^\dagger$" if c["dagger"] else "") + (rf"$^\ddagger$ ({int(c['n'])})" if c["ddagger"] else "")
-                row.append(text)
-        lines.append(" & ".join(row) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-    return "\n".join(lines) + "\n"
 
 
 def make_table(runs: list[RunSummary], fmt: str = "latex", metrics: list[str] | None = None,
@@ -406,9 +342,9 @@ def make_table(runs: list[RunSummary], fmt: str = "latex", metrics: list[str] | 
             caption = (f"Specific restoration (methods given reference images of the same person: {', '.join(specific)}; "
                        f"{_refs_text(runs, names)}). " + caption)
         if fmt == "markdown":
-            out.append(_markdown(names, ms, group_metrics, labels, higher, cells, caption))
+            out.append(render_markdown(names, ms, group_metrics, labels, higher, cells, caption))
         elif fmt == "latex":
-            out.append(_latex(names, ms, group_metrics, labels, higher, cells, caption))
+            out.append(render_latex(names, ms, group_metrics, labels, higher, cells, caption))
         for gi, name in enumerate(names):
             for m in ms:
                 for met in group_metrics[gi]:
