@@ -28,7 +28,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from reports.labels import METRIC_LABELS, evaluated_profile_lines, unequal_n
+from reports.labels import METRIC_LABELS, evaluated_profile_lines, odd_n, unequal_n
 
 SUMMARY_COLUMNS = ["method", "metric", "mean", "std", "n", "n_failed", "higher_is_better",
                    "label", "n_inf", "inf_ids", "note", "n_common", "common_only"]
@@ -147,16 +147,32 @@ def summarize(per_image: pd.DataFrame, metrics, dataset_rows: list[dict], common
     return pd.DataFrame(out, columns=SUMMARY_COLUMNS)
 
 
-def format_row(r) -> str:
+def _usual_n(summary: pd.DataFrame) -> dict:
+    """Row index -> the usual n of its metric, for the rows whose mean is over another image set
+    (:func:`reports.labels.odd_n`: the n differs from the metric's most common one, not only by infinite values)."""
+    out = {}
+    for _, g in summary.groupby("metric", sort=False):
+        col = {k: {"n": r["n"], "n_inf": r.get("n_inf", 0) if pd.notna(r.get("n_inf", 0)) else 0, "unequal": unequal_n(r)}
+               for k, r in g.iterrows()}
+        odd = odd_n(col)
+        ns = [int(v["n"]) for k, v in col.items() if k in odd and not odd[k]]
+        for k, flagged in odd.items():
+            if flagged:
+                out[k] = max(ns) if ns else int(g.loc[k, "n_common"])
+    return out
+
+
+def format_row(r, usual_n: int | None = None) -> str:
     """One summary row as printed: ``method label arrow mean ± std (n=..., failed=...; why)``; a mean over another
-    image set than the other methods' says so (``n=76 ≠ 75 common``)."""
+    image set than the other methods' says so: ``n=75 ≠ 76`` (``usual_n``: the n of the other methods' means, given
+    by :func:`print_summary` when this row's mean is over another image set)."""
     arrow = "↑" if r["higher_is_better"] else "↓"
     label = r["label"] if isinstance(r.get("label"), str) and r.get("label") else r["metric"]
     mean = float(r["mean"])
     value = f"{mean:.4f}" if np.isfinite(mean) else "n/a"
     std = "" if pd.isna(r["std"]) or not np.isfinite(mean) else f" ± {r['std']:.4f}"
     n_inf = int(r.get("n_inf", 0) or 0)
-    counts = f"n={int(r['n'])}" + (f" ≠ {int(r['n_common'])} common" if unequal_n(r) else "")
+    counts = f"n={int(r['n'])}" + (f" ≠ {usual_n}" if usual_n is not None else "")
     counts += (f", inf={n_inf}" if n_inf else "") + f", failed={int(r['n_failed'])}"
     note = r.get("note")
     note = f"; {note}" if isinstance(note, str) and note else ""
@@ -168,15 +184,16 @@ def print_summary(summary: pd.DataFrame, stream=None, profile: str | None = None
     without them; metrics that were not run are not listed). ``stream`` defaults to the current ``sys.stderr``
     (looked up at call time)."""
     stream = sys.stderr if stream is None else stream
-    for _, r in summary.iterrows():
-        print(format_row(r), file=stream)
+    usual = _usual_n(summary)
+    for k, r in summary.iterrows():
+        print(format_row(r, usual.get(k)), file=stream)
     if "n_inf" in summary.columns and (summary["n_inf"].fillna(0) > 0).any():
         print("  (means over finite values: images with an infinite value, e.g. PSNR of a result identical to the "
               "ground truth, are counted in inf= and listed in summary.csv's inf_ids)", file=stream)
-    if any(unequal_n(r) for _, r in summary.iterrows()):
-        print("  (n ≠ N common: that mean includes images another method has no value for, so the means are over "
-              "different image sets; --common-images restricts every mean to the images all methods scored)",
-              file=stream)
+    if usual:
+        print("  (n=X ≠ Y: that mean is over another image set than the other methods' means of the metric (Y: their "
+              "n, or the images all methods scored); --common-images restricts every mean to the images all methods "
+              "scored)", file=stream)
     from evaluation.profiles import get_profile
 
     prof = get_profile(profile)
