@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(the run then exits with status 3 unless --fail-on says otherwise)")
     p.add_argument("--common-images", action="store_true",
                    help="summary means over the images every method scored (by default each method's mean is over "
-                        "its own images, and means over different image sets are flagged: n ≠ N common)")
+                        "its own images, and means over different image sets are flagged, e.g. n=75 ≠ 76)")
     p.add_argument("--out", required=True, type=Path, help="run folder")
     p.add_argument("--whole-photo", action="store_true", help="--data holds whole photos (e.g. degrade --whole-photo): "
                    "restore --whole-photo, then NIQE per photo paired by photo id (celebref.app.whole_photo)")

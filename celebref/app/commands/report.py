@@ -1,6 +1,6 @@
-"""``celebref report``: an HTML report of an evaluate run, of a build (curation report) or of a verify audit.
+"""celebref report: an HTML report of an evaluate run, of a build (curation report) or of a verify audit.
 
-The report is a folder: ``index.html`` and the pictures, plots and scripts it shows in ``assets/`` beside it
+The report is a folder: index.html and the pictures, plots and scripts it shows in assets/ beside it
 (all local: it opens offline from disk and fetches nothing); copy or archive the whole folder."""
 
 from __future__ import annotations
