@@ -1,8 +1,8 @@
-"""``celebref tables``: paper-style tables (LaTeX booktabs, Markdown, CSV) from evaluate run folders.
+"""celebref tables: paper-style tables (LaTeX booktabs, Markdown, CSV) from evaluate run folders.
 
-Methods that restore from reference images of the person (``dmdnet-specific``, ``asffnet``: ``needs_references``
-in the method registry, or as recorded in ``run.json``) get their own table, as in the DMDNet paper: one table
-for generic restoration, one for specific restoration with the reference count in its caption."""
+Methods that restore from reference images of the person (dmdnet-specific, asffnet: needs_references in the
+method registry, or as recorded in run.json) get their own table, as in the DMDNet paper: one table for generic
+restoration, one for specific restoration with the reference count in its caption."""
 
 from __future__ import annotations
 
