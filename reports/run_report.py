@@ -3,10 +3,13 @@
 Sections: what was evaluated (test set, degradation, the metric profile's and the face backends' settings as
 small tables, methods), summary table (mean ± std over finite values, bootstrap 95% interval from
 :data:`MIN_CI_N` values, n, infinite values and failures; the best restoration method bold, the reference rows
-``lq``/``bicubic`` not ranked unless asked), images left out of means (infinite values, with their ids), plots
+``lq``/``bicubic`` not ranked unless asked; a mean over another image set than the rest of its column marked ‡,
+see :func:`reports.labels.odd_n`), for runs without ground truth the real-world section
+(:mod:`reports.realworld`), images left out of means (infinite values, with their ids), plots
 (distribution per method; metrics against each degradation factor that has at least
 :data:`reports.plots.MIN_DISTINCT` distinct values, exact values or labelled quantile bins; otherwise one line
-saying why not), a gallery (LQ | methods | GT with eye/mouth detail crops, sortable, paginated), the failures
+saying why not), a gallery (LQ | methods | GT with eye/mouth detail crops set apart, sortable, paginated, a
+click enlarging a face beside LQ and GT), the failures
 list, and the abbreviations used, each explained once. Sections with nothing to show are left out.
 File names from crawls are untrusted: every template autoescapes, and gallery data is inserted with
 ``textContent`` only. Column headers are ``summary.csv``'s labels, which name the face backend of identity
@@ -26,9 +29,9 @@ from celebref.fsutil import atomic_write_text
 from celebref.tabular import read_table
 
 from . import assets, plots
-from .realworld import IDENTITY_COLUMN, real_world_section
 from .gallery import PAGE_SIZE, build_gallery, num
 from .labels import evaluated_description, explain, is_reference, labels_from_run, metric_was_run, odd_n, unequal_n
+from .realworld import IDENTITY_COLUMN, real_world_section
 from .render import copy_static, render
 
 FACTORS = ("deg_blur_sigma", "deg_scale", "deg_noise_sigma", "deg_jpeg_quality")

@@ -38,8 +38,8 @@ from celebref.errors import ConfigError
 from celebref.tabular import read_table
 
 from .labels import METRIC_LABELS, REFERENCE_METHODS, is_reference, labels_from_run, odd_n, stem, unequal_n
-from .table_formats import latex_escape, markdown_escape, render_latex, render_markdown
 from .realworld import IDENTITY_COLUMN, fid_reference, is_real_world, low_identity_threshold
+from .table_formats import latex_escape, markdown_escape, render_latex, render_markdown
 
 FORMATS = ("latex", "markdown", "csv")
 __all__ = ["FORMATS", "METRIC_LABELS", "RunSummary", "load_run", "distinct_names", "make_table", "latex_escape",
