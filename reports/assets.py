@@ -53,6 +53,15 @@ def thumbnail(src: Path, out_dir: Path, width: int = THUMB) -> str | None:
     return _make_asset(out_dir, asset_name("thumb", os.path.abspath(src), width), src, lambda img: _fit(img, width))
 
 
+def full_image(src: Path, out_dir: Path, max_width: int = 1024) -> str | None:
+    """Write ``src`` at its own size (at most ``max_width`` wide) as a JPEG (quality 95) into ``out_dir``, for
+    the gallery's enlarged view; returns its file name, or None if unreadable."""
+    def render(img: np.ndarray) -> np.ndarray:
+        return _fit(img, max_width) if img.shape[1] > max_width else img
+
+    return _make_asset(out_dir, asset_name("full", os.path.abspath(src), max_width), src, render)
+
+
 def _box(points: np.ndarray, shape: tuple[int, int], margin: float) -> tuple[int, int, int, int]:
     x1, y1 = points.min(0)
     x2, y2 = points.max(0)
@@ -61,17 +70,24 @@ def _box(points: np.ndarray, shape: tuple[int, int], margin: float) -> tuple[int
     return (int(max(0, x1 - mx)), int(max(0, y1 - my)), int(min(w, x2 + mx)), int(min(h, y2 + my)))
 
 
+#: white band between the eye and the mouth crop, so that the two never read as one (chopped) face
+GAP = 6
+
+
 def detail_crops(src: Path, landmarks: np.ndarray, out_dir: Path, width: int = THUMB) -> str | None:
-    """Enlarged crops of the eyes (points 36-47) and the mouth (48-67), stacked, as one JPEG."""
+    """Enlarged crops of the eyes (points 36-47) and the mouth (48-67), stacked with a white band of
+    :data:`GAP` pixels between them, as one JPEG."""
     def render(img: np.ndarray) -> np.ndarray | None:
         parts = []
         for idx in (slice(36, 48), slice(48, 68)):
             x1, y1, x2, y2 = _box(landmarks[idx], img.shape[:2], 0.25)
             if x2 - x1 >= 2 and y2 - y1 >= 2:
+                if parts:
+                    parts.append(np.full((GAP, width, 3), 255, np.uint8))
                 parts.append(_fit(img[y1:y2, x1:x2], width))
         return np.concatenate(parts, axis=0) if parts else None
 
-    return _make_asset(out_dir, asset_name("detail", os.path.abspath(src), width, landmarks.round(1).tobytes()), src, render)
+    return _make_asset(out_dir, asset_name("detail", os.path.abspath(src), width, GAP, landmarks.round(1).tobytes()), src, render)
 
 
 def bootstrap_ci(values: Sequence[float], n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:

@@ -6,6 +6,10 @@ copy that was kept; identity outliers with their distance; identity collisions b
 images per identity and of same- vs different-identity distances with the threshold drawn. It also writes
 ``overrides_template.csv`` (every input file, with its decision) that ``celebref build --overrides`` reads back:
 fill the ``action`` column (accept | reject | identity) of the rows to change; rows left blank change nothing.
+
+The same report is made of a ``celebref verify`` output folder (``verify.json``, the audit of an existing
+dataset): there "rejected" means flagged by the audit, the pictures come from the audited dataset, and there is
+no overrides template (verify never changes a dataset).
 """
 
 from __future__ import annotations
@@ -110,13 +114,19 @@ def _plots(build_dir: Path, meta: dict, A: Path) -> tuple[list[dict], list[str]]
 
 
 def build_build_report(build_dir: str | Path, out_dir: str | Path | None = None) -> Path:
+    """Write ``<out_dir or build_dir/report>/index.html`` (with ``assets/``) for a build output folder
+    (``build.json``) or a verify output folder (``verify.json``); returns its path."""
     build_dir = Path(build_dir)
     out = Path(out_dir) if out_dir else build_dir / "report"
-    if not (build_dir / "build.json").is_file():
-        raise ConfigError(f"{build_dir} is not a build output folder (no build.json)")
-    meta = json.loads((build_dir / "build.json").read_text(encoding="utf-8"))
+    audit = not (build_dir / "build.json").is_file() and (build_dir / "verify.json").is_file()
+    if not audit and not (build_dir / "build.json").is_file():
+        raise ConfigError(f"{build_dir} is neither a build output folder (build.json) nor a verify output (verify.json)")
+    meta = json.loads((build_dir / ("verify.json" if audit else "build.json")).read_text(encoding="utf-8"))
+    if audit:  # the audit's words for the same facts
+        meta.setdefault("n_identities", len(meta.get("identities") or {}))
+        meta.setdefault("inputs", meta.get("images"))
     man = read_table(build_dir / "manifest.parquet")
-    crawl = Path(meta.get("crawl", ""))
+    crawl = Path(meta.get("dataset" if audit else "crawl", ""))
     A = out / "assets"
     A.mkdir(parents=True, exist_ok=True)
     copy_static(A)
@@ -161,7 +171,8 @@ def build_build_report(build_dir: str | Path, out_dir: str | Path | None = None)
     plots, plot_notes = _plots(build_dir, meta, A)
     threshold = (meta.get("thresholds") or {}).get("identity_threshold")
 
-    write_overrides_template(man, out / "overrides_template.csv")
+    if not audit:
+        write_overrides_template(man, out / "overrides_template.csv")
     raw_funnel = meta.get("funnel", {})
     funnel = {k: raw_funnel[k] for k in FUNNEL_ORDER if k in raw_funnel}
     funnel.update({k: v for k, v in raw_funnel.items() if k not in funnel})
@@ -169,6 +180,6 @@ def build_build_report(build_dir: str | Path, out_dir: str | Path | None = None)
                   identities=identities, duplicates=duplicates, outliers=outliers, collisions=collisions, plots=plots,
                   plot_notes=plot_notes, threshold=threshold, n_inputs=meta.get("inputs", len(prim)),
                   settings=_settings(meta), stages={k: STAGES[k] for k in funnel if k in STAGES},
-                  glossary=_glossary(prim, threshold))
+                  glossary=_glossary(prim, threshold), audit=audit)
     atomic_write_text(out / "index.html", html)
     return out / "index.html"

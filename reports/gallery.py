@@ -1,5 +1,6 @@
-"""The evaluate report's gallery: per image, LQ | each method | GT thumbnails with eye/mouth detail crops, the
-per-image metric values for sorting (worst first), paginated in the browser by ``static/gallery.js``.
+"""The evaluate report's gallery: per image, LQ | each method | GT thumbnails with eye/mouth detail crops (set
+apart under each face), the per-image metric values for sorting (worst first), paginated in the browser by
+``static/gallery.js``; a click on a face shows LQ | that face | GT side by side, enlarged (at least their own size).
 
 The data goes to ``assets/gallery-data.js`` as JSON (strings are inserted with ``textContent`` only: ids and
 identities come from crawls). Values are rounded to 4 decimals; NaN becomes ``null`` (shown as n/a, sorted
@@ -50,6 +51,7 @@ def build_gallery(run_dir: Path, per: pd.DataFrame, methods: list[str], per_metr
     shown = [m for m in methods if m != "lq"]
     ids = list(dict.fromkeys(per["id"]))
     by = {(r["id"], r["method"]): r for r in per.to_dict("records")}
+    has_gt = any(isinstance(r.get("gt_path"), str) and r["gt_path"].strip() for r in by.values())
     rows = []
     for i in progress(ids, desc="report gallery"):
         base = by.get((i, "lq")) or next(by[(i, m)] for m in methods if (i, m) in by)
@@ -58,13 +60,16 @@ def build_gallery(run_dir: Path, per: pd.DataFrame, methods: list[str], per_metr
         for m in shown:
             r = by.get((i, m))
             cols.append((m, run_dir / r["output_path"] if r is not None and r.get("output_path") else None))
-        cols.append(("GT", Path(base["gt_path"]) if base.get("gt_path") else None))
+        if has_gt:  # a run on real photos has no ground truth: no empty GT column
+            cols.append(("GT", Path(base["gt_path"]) if base.get("gt_path") else None))
         cells = []
         for label, src in cols:
             t = assets.thumbnail(src, assets_dir) if src is not None and src.is_file() else None
             d = assets.detail_crops(src, lms, assets_dir) if t and lms is not None else None
+            f = assets.full_image(src, assets_dir) if t else None
             r = by.get((i, label))
             cells.append({"label": label, "thumb": f"assets/{t}" if t else None, "detail": f"assets/{d}" if d else None,
+                          "full": f"assets/{f}" if f else None,
                           "status": (r or {}).get("status", "") if label not in ("LQ", "GT") else "",
                           "reason": (r or {}).get("reason", "") if label not in ("LQ", "GT") else ""})
         values = {m: {k: (None if math.isnan(num(by[(i, m)].get(k))) else round(num(by[(i, m)].get(k)), 4))
@@ -85,6 +90,7 @@ def build_gallery(run_dir: Path, per: pd.DataFrame, methods: list[str], per_metr
 
     rows.sort(key=lambda r: (sort_value(r, default_key), r["id"]))
     gallery = {"columns": [c["label"] for c in rows[0]["cells"]] if rows else [], "rows": rows,
+               "has_detail": any(c["detail"] for r in rows for c in r["cells"]),
                "sort_keys": sort_keys, "key_labels": key_labels, "default_sort": default_key, "higher": higher,
                "page_size": PAGE_SIZE}
     atomic_write_text(assets_dir / "gallery-data.js",

@@ -45,13 +45,20 @@ def _save(fig, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def literal(text: str) -> str:
+    """``text`` as matplotlib prints it literally: ``$`` escaped, so that a method label such as ``x$_$`` or
+    ``$5 and $6`` is never parsed as mathtext (which raises or typesets it as maths)."""
+    return str(text).replace("$", r"\$")
+
+
 def short(label: str, limit: int = _LABEL_CHARS) -> str:
-    """A tick label of at most ``limit`` characters (ellipsis in the middle keeps both ends readable)."""
+    """A tick or legend label of at most ``limit`` characters (ellipsis in the middle keeps both ends readable),
+    escaped for matplotlib (:func:`literal`)."""
     label = str(label)
-    if len(label) <= limit:
-        return label
-    keep = (limit - 1) // 2
-    return label[:keep] + "…" + label[-(limit - 1 - keep):]
+    if len(label) > limit:
+        keep = (limit - 1) // 2
+        label = label[:keep] + "…" + label[-(limit - 1 - keep):]
+    return literal(label)
 
 
 def _num(v: float) -> str:
@@ -85,9 +92,8 @@ def distribution_figure(data: dict[str, np.ndarray], title: str):
     labels = list(data)
     vals = [np.asarray(data[k], np.float64) for k in labels]
     vals = [v[np.isfinite(v)] for v in vals]
-    longest = max((len(short(s)) for s in labels), default=4)
+    longest = max((len(short(s).replace("\\$", "$")) for s in labels), default=4)
     fig, ax = plt.subplots(figsize=(max(2.6, 0.75 * len(labels) + 0.06 * longest + 1.2), 3.0))
-    positions = list(range(len(labels)))
     boxed = [i for i, v in enumerate(vals) if len(v) >= MIN_BOX]
     if boxed:
         ax.boxplot([vals[i] for i in boxed], positions=boxed, widths=0.5, showmeans=True, showfliers=max(len(vals[i]) for i in boxed) > MAX_POINTS,
@@ -99,7 +105,7 @@ def distribution_figure(data: dict[str, np.ndarray], title: str):
     ax.set_xlim(-0.6, len(labels) - 0.4)
     _categorical_axis(ax, [short(s) for s in labels])
     _limit_ticks(ax, "y")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(literal(title), fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     return fig
 
@@ -163,14 +169,14 @@ def factor_figure(factor: str, x_by_method: dict[str, np.ndarray], panels: dict[
             means = [float(np.mean(y[(idx == b) & np.isfinite(y)])) if np.any((idx == b) & np.isfinite(y)) else np.nan
                      for b in range(len(labels))]
             ax.plot(range(len(labels)), means, marker="o", ms=4, label=short(method))
-        ax.set_title(title, fontsize=10)
+        ax.set_title(literal(title), fontsize=10)
         _categorical_axis(ax, labels)
         _limit_ticks(ax, "y")
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
     axes.flat[0].legend(fontsize=7)
-    fig.supxlabel(f"{factor}: {'quantile bins' if axis.kind == 'bins' else 'exact values'}; n = images", fontsize=9)
+    fig.supxlabel(f"{literal(factor)}: {'quantile bins' if axis.kind == 'bins' else 'exact values'}; n = images", fontsize=9)
     fig.tight_layout()
     return fig, axis.kind
 
@@ -192,7 +198,7 @@ def histogram_figure(data: dict[str, np.ndarray], xlabel: str, threshold: float 
             ax.hist(v, bins=edges, alpha=0.5, label=f"{short(name)} (n={len(v)})")
     if threshold is not None:
         ax.axvline(threshold, color="k", linestyle="--", label=f"threshold {threshold:g}")
-    ax.set_xlabel(xlabel)
+    ax.set_xlabel(literal(xlabel))
     ax.set_ylabel("count")
     _limit_ticks(ax, "x")
     _limit_ticks(ax, "y")
@@ -215,7 +221,7 @@ def count_bars_figure(counts: dict[int, int], xlabel: str, ylabel: str):
     ax.bar(xs, [counts[k] for k in xs], width=0.8)
     ax.xaxis.set_major_locator(MaxNLocator(nbins=10, integer=True))
     ax.yaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+    ax.set_xlabel(literal(xlabel))
+    ax.set_ylabel(literal(ylabel))
     ax.grid(axis="y", alpha=0.3)
     return fig

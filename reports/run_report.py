@@ -1,12 +1,15 @@
-"""HTML report of a ``celebref evaluate`` run folder (self-contained; opens offline from disk).
+"""HTML report of a ``celebref evaluate`` run folder: a folder (index.html + assets/) that opens offline from disk.
 
 Sections: what was evaluated (test set, degradation, the metric profile's and the face backends' settings as
 small tables, methods), summary table (mean ± std over finite values, bootstrap 95% interval from
 :data:`MIN_CI_N` values, n, infinite values and failures; the best restoration method bold, the reference rows
-``lq``/``bicubic`` not ranked unless asked), images left out of means (infinite values, with their ids), plots
+``lq``/``bicubic`` not ranked unless asked; a mean over another image set than the rest of its column marked ‡,
+see :func:`reports.labels.odd_n`), for runs without ground truth the real-world section
+(:mod:`reports.realworld`), images left out of means (infinite values, with their ids), plots
 (distribution per method; metrics against each degradation factor that has at least
 :data:`reports.plots.MIN_DISTINCT` distinct values, exact values or labelled quantile bins; otherwise one line
-saying why not), a gallery (LQ | methods | GT with eye/mouth detail crops, sortable, paginated), the failures
+saying why not), a gallery (LQ | methods | GT with eye/mouth detail crops set apart, sortable, paginated, a
+click enlarging a face beside LQ and GT), the failures
 list, and the abbreviations used, each explained once. Sections with nothing to show are left out.
 File names from crawls are untrusted: every template autoescapes, and gallery data is inserted with
 ``textContent`` only. Column headers are ``summary.csv``'s labels, which name the face backend of identity
@@ -27,7 +30,8 @@ from celebref.tabular import read_table
 
 from . import assets, plots
 from .gallery import PAGE_SIZE, build_gallery, num
-from .labels import explain, is_reference, labels_from_run
+from .labels import evaluated_description, explain, is_reference, labels_from_run, metric_was_run, odd_n, unequal_n
+from .realworld import IDENTITY_COLUMN, real_world_section
 from .render import copy_static, render
 
 FACTORS = ("deg_blur_sigma", "deg_scale", "deg_noise_sigma", "deg_jpeg_quality")
@@ -59,7 +63,7 @@ def _settings(meta: dict, metric_names: list[str], labels: dict[str, str]) -> di
     prof = meta.get("profile") if isinstance(meta.get("profile"), dict) else {}
     evaluated = [d.get("name") for d in meta.get("metrics") or [] if isinstance(d, dict)] or metric_names
     profile_rows = [{"metric": m, "options": _options(o)} for m, o in (prof.get("metrics") or {}).items() if m in evaluated]
-    aliases = [f"{k} = {v}" for k, v in (prof.get("aliases") or {}).items() if k != v]
+    aliases = [f"{k} = {v}" for k, v in (prof.get("aliases") or {}).items() if k != v and metric_was_run(v, metric_names)]
     backends, models = [], {}
     for d in meta.get("metrics") or []:
         face = d.get("face") if isinstance(d, dict) else None
@@ -73,7 +77,7 @@ def _settings(meta: dict, metric_names: list[str], labels: dict[str, str]) -> di
     methods = [{"label": m.get("label", ""), "params": _options(m.get("params") or {}),
                 "weights": [f"{w}: {sha}" for w, sha in (m.get("weights") or {}).items()]} for m in meta.get("methods") or []]
     return {"profile_name": prof.get("profile") or (meta.get("profile") if isinstance(meta.get("profile"), str) else "default"),
-            "profile_description": prof.get("description", ""), "profile_rows": profile_rows, "aliases": aliases,
+            "profile_description": evaluated_description(prof.get("description", ""), metric_names), "profile_rows": profile_rows, "aliases": aliases,
             "backends": backends, "models": models, "methods": methods}
 
 
@@ -88,6 +92,9 @@ def _summary_table(summary: pd.DataFrame, per: pd.DataFrame, methods: list[str],
             cand = cand[~cand["method"].map(is_reference)]
         if len(cand):
             best[met] = cand.sort_values("mean", ascending=not higher[met]).iloc[0]["method"]
+    odd = {met: odd_n({r["method"]: {"n": r["n"], "n_inf": num(r.get("n_inf")) if np.isfinite(num(r.get("n_inf"))) else 0,
+                                      "unequal": unequal_n(r)} for _, r in summary[summary["metric"] == met].iterrows()})
+           for met in metric_cols}
     table, notes = [], []
     for method in methods:
         cells = []
@@ -108,7 +115,7 @@ def _summary_table(summary: pd.DataFrame, per: pd.DataFrame, methods: list[str],
             cells.append({"mean": _f(num(r["mean"])) or "n/a", "std": _f(num(r["std"])), "n": n, "n_inf": n_inf,
                           "ci": f"[{lo:.4f}, {hi:.4f}]" if np.isfinite(lo) else "",
                           "failed": int(r["n_failed"]), "best": best.get(met) == method, "text": None,
-                          "noted": bool(note)})
+                          "noted": bool(note), "odd": odd[met].get(method, False)})
         n_fail = int((per[per["method"] == method]["status"] != "ok").sum()) if len(per) else 0
         table.append({"method": method, "cells": cells, "failures": n_fail})
     grouped: dict[tuple[str, str], list[str]] = {}
@@ -178,7 +185,8 @@ def _dist_caption(per: pd.DataFrame, methods: list[str], per_metrics: list[str])
     if min(counts) <= plots.MAX_POINTS:
         parts.append("points: one per image" + (f" (drawn up to {plots.MAX_POINTS} values per method)" if max(counts) > plots.MAX_POINTS else ""))
     if max(counts) >= plots.MIN_BOX:
-        parts.append(f"boxes (from {plots.MIN_BOX} values): quartiles, whiskers to 1.5 IQR, circles beyond, triangle the mean")
+        parts.append(f"boxes (drawn for methods with at least {plots.MIN_BOX} values): quartiles, whiskers to 1.5 IQR, "
+                     "circles beyond, triangle the mean")
     text = "; ".join(parts)
     return text[:1].upper() + text[1:] + "."
 
@@ -208,16 +216,27 @@ def build_run_report(run_dir: str | Path, out_dir: str | Path | None = None, ran
     refs = [m for m in methods if is_reference(m)] if not rank_references else []
     dist, factor_plots, factor_notes = _plots(per, methods, per_metrics, labels, arrow, A)
     gallery = build_gallery(run_dir, per, methods, per_metrics, labels, higher, A)
+    real_world = real_world_section(run_dir, per, meta, methods, labels,
+                                    [m for m in per_metrics if m != IDENTITY_COLUMN], A)
     failures = [{"id": r["id"], "method": r["method"], "status": r["status"], "reason": r["reason"]}
                 for r in per.to_dict("records") if r["status"] != "ok"]
-    glossary_terms = [labels[m] for m in metric_cols] + ["LQ", "GT"] + (["bicubic"] if any(is_reference(m, ("bicubic",)) for m in methods) else [])
+    glossary_terms = [labels[m] for m in metric_cols] + ["LQ"] + ([] if real_world else ["GT"]) + (["bicubic"] if any(is_reference(m, ("bicubic",)) for m in methods) else [])
     glossary = explain(glossary_terms)
     glossary.update({
         "↑ / ↓": "higher / lower is better",
         "n": "images with a finite value (the mean is over these)",
         "∞": "images with an infinite value (PSNR of a result identical to the ground truth), left out of the mean",
-        "failed": "images without a value (no output, or the metric could not score them, e.g. no face found)",
+        "no value": "images without a value for this metric (not restored, or the metric could not score them, "
+                    "e.g. no face found)",
+        "not restored": "images the method produced no result for (listed under Failures)",
     })
+    if any(c.get("odd") for row in table for c in row["cells"]):
+        glossary["‡"] = ("a mean over another image set than the rest of its column (n differs: some images have "
+                         "no value for one method); evaluate --common-images restricts every mean to the images "
+                         "all methods scored")
+    if real_world and "FID" in glossary:
+        glossary["FID"] = ("Fréchet Inception distance between the restored set and the reference statistics named "
+                           "in the real-world section (one value per method)")
     if any(c.get("ci") for row in table for c in row["cells"]):
         glossary["[a, b]"] = f"bootstrap 95% interval of the mean (2000 resamples, seed 0), shown from n = {MIN_CI_N}"
     ranked = [m for m in methods if m not in refs]
@@ -226,6 +245,7 @@ def build_run_report(run_dir: str | Path, out_dir: str | Path | None = None, ran
                   factor_plots=factor_plots, factor_notes=factor_notes, gallery=gallery,
                   first_page=gallery["rows"][:PAGE_SIZE], page_size=PAGE_SIZE, failures=failures,
                   n_images=len(gallery["rows"]), settings=_settings(meta, metric_cols, labels), skipped=meta.get("skipped", []),
-                  refs=refs, ranked=ranked, dist_caption=_dist_caption(per, methods, per_metrics), any_best=bool(best))
+                  real_world=real_world, refs=refs, ranked=ranked, any_odd=any(c.get("odd") for row in table for c in row["cells"]),
+                  common_only=bool(summary.get("common_only", pd.Series(dtype=bool)).fillna(False).astype(bool).any()), dist_caption=_dist_caption(per, methods, per_metrics), any_best=bool(best))
     atomic_write_text(out / "index.html", html)
     return out / "index.html"

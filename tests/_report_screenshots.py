@@ -2,8 +2,9 @@
 
     python tests/_report_screenshots.py --out /tmp/screenshots [--n 2 200] [--work DIR]
 
-Writes ``evaluate_n<N>.png`` and ``curation_n<N>.png`` (headless Chromium, 1400 px wide) to ``--out``; the run
-folders and reports stay under ``--work`` (default: a temporary folder, printed).
+Writes ``evaluate_n<N>.png``, ``realworld_n<N>.png`` (a run without ground truth) and ``curation_n<N>.png``
+(headless Chromium, 1400 px wide) to ``--out``; the run folders and reports stay under ``--work`` (default: a
+temporary folder, printed).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _synthetic_runs import make_build_output, make_eval_run  # noqa: E402
+from _synthetic_runs import make_build_output, make_eval_run, make_real_world_run  # noqa: E402
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
@@ -48,6 +49,8 @@ def main() -> int:
     for n in args.n:
         ev = make_eval_run(work / f"eval_n{n}", n)
         screenshot(build_run_report(ev), args.out / f"evaluate_n{n}.png", args.height)
+        rw = make_real_world_run(work / f"realworld_n{n}", n)
+        screenshot(build_run_report(rw), args.out / f"realworld_n{n}.png", args.height)
         bd = make_build_output(work / f"build_n{n}", n)
         screenshot(build_build_report(bd), args.out / f"curation_n{n}.png", args.height)
         print(f"n={n}: {ev / 'report' / 'index.html'}, {bd / 'report' / 'index.html'}")

@@ -2,7 +2,8 @@
 
 ``make_eval_run(root, n)`` writes what ``celebref evaluate`` writes (restored images, per_image.parquet/csv,
 summary.csv through :func:`celebref.app.summary.summarize`, run.json) for ``n`` images and four methods
-(lq, bicubic, dmdnet, codeformer), with realistic degradation factors (blur sigma and noise continuous, scale
+(lq, bicubic, dmdnet, codeformer) and a landmark file per image (for the eye/mouth crops), with realistic
+degradation factors (blur sigma and noise continuous, scale
 from two values, JPEG quality integers), image 0 left untouched by the degradation (LQ == GT: PSNR = inf)
 and one codeformer failure. ``make_build_output(root, n)`` writes a build output (build.json, manifest,
 identities.csv, distances.parquet, collisions.csv, images) for ``n`` crawl files with every kind of decision.
@@ -30,6 +31,18 @@ def _img(rng: np.random.Generator, size: int = 64) -> np.ndarray:
     return cv2.GaussianBlur(rng.integers(0, 256, (size, size, 3), dtype=np.uint8), (0, 0), 2)
 
 
+def _landmarks_64(rng: np.random.Generator) -> np.ndarray:
+    """68 points (x, y) laid out like a face in a 64x64 image: eyes (36-47) near y = 24, mouth (48-67) near y = 46."""
+    pts = np.zeros((68, 2), np.float32)
+    pts[:36] = np.stack([np.linspace(8, 56, 36), 30 + 20 * np.sin(np.linspace(0, np.pi, 36))], 1)
+    for e, cx in ((36, 22.0), (42, 42.0)):
+        a = np.linspace(0, 2 * np.pi, 6, endpoint=False)
+        pts[e:e + 6] = np.stack([cx + 5 * np.cos(a), 24 + 2 * np.sin(a)], 1)
+    a = np.linspace(0, 2 * np.pi, 20, endpoint=False)
+    pts[48:] = np.stack([32 + 9 * np.cos(a), 46 + 3 * np.sin(a)], 1)
+    return pts + rng.normal(0, 0.3, pts.shape).astype(np.float32)
+
+
 def _metric(name: str, columns: dict[str, bool], labels: dict[str, str] | None = None, dataset: bool = False):
     ns = SimpleNamespace(name=name, columns=tuple(columns), higher_is_better=dict(columns), dataset_level=dataset)
     if labels:
@@ -54,12 +67,15 @@ def make_eval_run(root: Path, n: int, seed: int = 0) -> Path:
     for f in factors.values():
         f[0] = np.nan  # image 0: the preset drew no degradation at all
     id_labels = {"identity_cos": "ID(dlib)", "identity_angle": "Deg(dlib)"}
+    from celebref.face.landmark_io import write_landmarks
+
     rows = []
     for k, i in enumerate(ids):
         gt = _img(rng)
         lq = gt if k == 0 else cv2.GaussianBlur(gt, (0, 0), 1.5)
         write_image(root / "gt" / f"{i}.png", gt)
         write_image(root / "lq" / f"{i}.png", lq)
+        write_landmarks(root / "landmarks" / f"{i}.txt", _landmarks_64(rng))
         base = 32.0 - 1.1 * np.nan_to_num(factors["blur_sigma"][k]) - 0.3 * np.nan_to_num(factors["noise_sigma"][k])
         for j, m in enumerate(METHODS):
             failed = m == "codeformer" and k == min(1, n - 1)
@@ -78,7 +94,8 @@ def make_eval_run(root: Path, n: int, seed: int = 0) -> Path:
                          "reason": "no face detected in the LQ input" if failed else "", "restore_seconds": 0.1,
                          "output_path": out if m != "lq" else f"restored/lq/{i}.png",
                          "lq_path": str((root / "lq" / f"{i}.png").resolve()),
-                         "gt_path": str((root / "gt" / f"{i}.png").resolve()), "landmarks_path": "", **vals,
+                         "gt_path": str((root / "gt" / f"{i}.png").resolve()),
+                         "landmarks_path": str((root / "landmarks" / f"{i}.txt").resolve()), **vals,
                          **{f"deg_{f}": v[k] for f, v in factors.items()}})
             if m == "lq":
                 write_image(run / "restored" / "lq" / f"{i}.png", lq)
@@ -171,3 +188,50 @@ def make_build_output(root: Path, n: int, seed: int = 0) -> Path:
             "funnel": funnel, "reasons": {k: int(v) for k, v in sorted(reasons.items())}, "seed": seed}
     (out / "build.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     return out
+
+
+def make_real_world_run(root: Path, n: int, seed: int = 0, threshold: float | None = None) -> Path:
+    """An evaluate run ``root/run`` on ``n`` real photos without ground truth (``gt_path`` empty): methods lq,
+    codeformer and gfpgan, NIQE and identity to the input (``identity_input_cos``, drawn so that some faces fall
+    below 0.30) per image, FID against named reference statistics; ``threshold``: recorded as run.json
+    ``low_identity_threshold``."""
+    rng = np.random.default_rng(seed)
+    run = root / "run"
+    methods = ("lq", "codeformer", "gfpgan")
+    rows = []
+    for k in range(n):
+        i = f"photo_{k:03d}"
+        lq = _img(rng, 48)
+        write_image(root / "lq" / f"{i}.png", lq)
+        for m in methods:
+            out = f"restored/{m}/{i}.png"
+            write_image(run / out, lq if m == "lq" else cv2.resize(lq, (96, 96), interpolation=cv2.INTER_CUBIC))
+            cos = float("nan") if m == "lq" else float(np.clip(rng.uniform(0.1, 0.9), -1, 1))
+            rows.append({"id": i, "identity": "", "method": m, "status": "ok", "reason": "", "restore_seconds": 0.1,
+                         "output_path": out, "lq_path": str((root / "lq" / f"{i}.png").resolve()), "gt_path": "",
+                         "landmarks_path": "", "niqe": float(rng.uniform(3.0, 8.0)), "identity_input_cos": cos})
+    per = pd.DataFrame(rows)
+    write_table(per, run / "per_image")
+    labels = {"identity_input_cos": "ID-in(dlib)"}
+    metrics = [_metric("niqe", {"niqe": False}), _metric("identity-input", {"identity_input_cos": True}, labels),
+               _metric("fid", {"fid": False}, dataset=True)]
+    dataset_rows = [{"method": m, "metric": "fid", "value": 80.0 - 10 * j, "n": n} for j, m in enumerate(methods)]
+    from celebref.app.summary import summarize
+    from evaluation.profiles import get_profile
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        summary = summarize(per, metrics, dataset_rows)
+    summary.to_csv(run / "summary.csv", index=False, lineterminator="\n")
+    meta = {"command": f"celebref evaluate --lq {root / 'lq'} --methods codeformer,gfpgan --out {run}",
+            "profile": get_profile(None).describe(),
+            "metrics": [{"name": "niqe", "columns": ["niqe"]},
+                        _face_desc("identity-input", ["identity_input_cos"], labels), {"name": "fid", "columns": ["fid"]}],
+            "methods": [{"label": m, "name": m, "params": {}, "weights": {}} for m in methods], "skipped": [],
+            "data": {"kind": "lq-folder", "path": str(root / "lq"), "n_images": n},
+            "fid_reference": {"name": "ffhq-512 (GFPGAN inception statistics)", "n": 70000},
+            "dataset_metrics": dataset_rows, "device": "cpu", "precision": "fp32"}
+    if threshold is not None:
+        meta["low_identity_threshold"] = threshold
+    (run / "run.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    return run

@@ -314,3 +314,205 @@ def test_synthetic_reports_render_in_headless_browser(synthetic, tmp_path: Path)
     assert [ln for ln in dom.stderr.splitlines() if ":CONSOLE" in ln] == []
     assert "page 1 of 2 (30 images)" in dom.stdout
     assert re.search(r"bicubic PSNR = \d", dom.stdout)  # the sort key shown by its label
+
+
+# --- issue 21 items 1 and 6, issue 22 item 9, issue 20 item 7 ------------------------------------------------
+
+from _synthetic_runs import make_real_world_run  # noqa: E402
+
+
+def _relabel(run: Path, names: dict[str, str]) -> None:
+    """Rename methods of a synthetic run folder (per_image and summary)."""
+    from celebref.tabular import read_table, write_table
+
+    per = read_table(run / "per_image.parquet")
+    per["method"] = per["method"].replace(names)
+    write_table(per, run / "per_image")
+    s = pd.read_csv(run / "summary.csv")
+    s["method"] = s["method"].replace(names)
+    s.to_csv(run / "summary.csv", index=False)
+
+
+def test_method_labels_with_dollars_are_literal_in_plots(tmp_path: Path) -> None:
+    """Issue 22.9: ``$_$`` used to kill the report in mathtext, and ``$5 and $6`` was typeset as maths."""
+    from matplotlib.cbook import is_math_text
+
+    from reports import plots
+    from reports.run_report import build_run_report
+
+    run = make_eval_run(tmp_path, 12)
+    _relabel(run, {"codeformer": "x$_$", "dmdnet": "$5 and $6"})
+    html = build_run_report(run).read_text(encoding="utf-8")
+    assert 'data-method="x$_$"' in html and 'data-method="$5 and $6"' in html
+    fig = plots.distribution_figure({"x$_$": np.arange(6.0), "$5 and $6": np.arange(6.0)}, "PSNR $ ↑")
+    fig.canvas.draw()  # raised ValueError in mathtext before
+    texts = [t.get_text() for t in fig.axes[0].get_xticklabels()] + [fig.axes[0].get_title()]
+    assert texts and not any(is_math_text(t) for t in texts), texts
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+def test_report_wording_detail_strip_enlarge_and_profile(synthetic) -> None:
+    """Issue 21.6: boxes caption, 'not restored' beside 'no value', the profile lists only what was run, the detail
+    strip is set apart, and every face links to a full-size copy."""
+    index = synthetic[("evaluate", 30)]
+    html = index.read_text(encoding="utf-8")
+    assert "Boxes (from 5 values)" not in html and "boxes (drawn for methods with at least 5 values)" in html
+    heads = re.findall(r"<th>([^<]+)</th>", re.search(r'<table id="summary-table">.*?</thead>', html, re.S).group(0))
+    assert heads[-1] == "not restored" and "failures" not in heads
+    rows = dict(re.findall(r'<tr data-method="([^"]+)">(.*?)</tr>', html, flags=re.S))
+    assert "no value 1" in rows["codeformer"] and rows["codeformer"].rstrip().endswith("<td>1</td>")
+    assert ", failed " not in html
+    evaluated = _section(html, "evaluated")
+    profile = re.search(r"<dt>Metric profile</dt><dd>(.*?)</dd>", evaluated, re.S).group(1).split("<table")[0]
+    assert "PSNR" in profile and "FID" in profile  # run here
+    for absent in ("LPIPS", "NIQE"):
+        assert absent not in profile, absent
+    data = (index.parent / "assets" / "gallery-data.js").read_text(encoding="utf-8")
+    gallery = json.loads(data[data.index("=") + 1: data.rindex(";")])
+    for row in gallery["rows"][:3]:
+        for c in row["cells"]:
+            if c["thumb"]:
+                full = cv2.imread(str(index.parent / c["full"]))
+                assert full is not None and full.shape[:2] == (64, 64)  # the image's own size, not the thumbnail's
+    page = _section(html, "gallery")
+    assert page.count('class="enlarge"') >= 4 and "enlarged (at least its own size) beside the LQ input and the ground truth" in page
+
+
+def test_detail_crops_are_set_apart() -> None:
+    """Eye and mouth crops are separated by a white band (they read as a chopped face when butted together)."""
+    import tempfile
+
+    from reports import assets
+
+    img = np.full((512, 512, 3), 60, np.uint8)
+    lms = np.array([[150 + 4 * k, 200 + (k % 3)] for k in range(68)], np.float32)
+    lms[48:] = [[200 + 3 * k, 380 + (k % 4)] for k in range(20)]
+    with tempfile.TemporaryDirectory() as d:
+        src = Path(d) / "f.png"
+        write_image(src, img)
+        out = cv2.imread(str(Path(d) / assets.detail_crops(src, lms, Path(d))))
+    white = np.where((out > 240).all(axis=(1, 2)))[0]
+    assert len(white) >= assets.GAP - 2 and 0 < white.min() and white.max() < out.shape[0] - 1
+
+
+def test_report_flags_means_over_different_image_sets(tmp_path: Path) -> None:
+    """Issue 21.1: bicubic scored 11 of 12 images, the others 12: its cell is marked and the caption says why."""
+    from reports.run_report import build_run_report
+
+    run = make_eval_run(tmp_path, 12)
+    s = pd.read_csv(run / "summary.csv")
+    sel = (s["method"] == "bicubic") & (s["metric"] == "ssim")
+    s.loc[sel, "n"] -= 1
+    s.loc[sel, "n_failed"] += 1
+    s.to_csv(run / "summary.csv", index=False)
+    html = build_run_report(run).read_text(encoding="utf-8")
+    rows = dict(re.findall(r'<tr data-method="([^"]+)">(.*?)</tr>', html, flags=re.S))
+    ssim = [c for c in re.findall(r"<td[^>]*>(.*?)</td>", rows["bicubic"], re.S)][2]
+    assert '<sup class="odd-n">‡</sup>' in ssim and 'n=<span class="n">11</span>' in ssim
+    assert rows["bicubic"].count("odd-n") == 1
+    assert rows["codeformer"].count("odd-n") == 6  # its one failure: 11 images in every column, FID included
+    assert "odd-n" not in rows["lq"] + rows["dmdnet"]  # lq's PSNR is short only by its ∞ image (marked ∞)
+    assert "‡: a mean over another image set than the rest of its column" in _section(html, "summary")
+
+
+def test_real_world_section(tmp_path: Path) -> None:
+    """Issue 20.7: a run without ground truth gets NR metrics, FID against the named statistics, identity to the
+    input with the low-identity count, and input/output pairs sorted by that score."""
+    from reports.run_report import build_run_report
+
+    run = make_real_world_run(tmp_path, 12)
+    html = build_run_report(run).read_text(encoding="utf-8")
+    sec = _section(html, "real-world")
+    assert sec is not None
+    per = pd.read_parquet(run / "per_image.parquet")
+    for m in ("codeformer", "gfpgan"):
+        v = per[per["method"] == m]["identity_input_cos"]
+        row = re.search(rf'<tr data-method="{m}">(.*?)</tr>', sec, re.S).group(1)
+        assert f'<td class="low-identity">{int((v < 0.30).sum())} of 12</td>' in row
+        niqe = per[per["method"] == m]["niqe"].mean()
+        assert f"{niqe:.4f} (n=12)" in row
+    assert "FID against ffhq-512 (GFPGAN inception statistics) (70000 images)" in sec
+    assert "<td>gfpgan</td><td>60.00</td><td>12</td>" in sec
+    scores = [float(x) for x in re.findall(r'<span class="score">([0-9.]+)</span>', sec)]
+    assert len(scores) == 24 and scores == sorted(scores)
+    assert sec.count('class="pair low"') == int((per["identity_input_cos"] < 0.30).sum())
+    assert "default: the lowest NTIRE 2025" in sec
+    profile = re.search(r"<dt>Metric profile</dt><dd>(.*?)<table", html, re.S).group(1)
+    assert "NIQE" in profile and "identity cosine" not in profile and "PSNR" not in profile  # only what ran
+    # no empty GT column in the gallery, no GT in the glossary
+    assert "<th>GT</th>" not in html and "<dt>GT</dt>" not in html
+    # a threshold recorded in run.json is used and named
+    run2 = make_real_world_run(tmp_path / "t", 12, threshold=0.5)
+    sec2 = _section(build_run_report(run2).read_text(encoding="utf-8"), "real-world")
+    assert "below 0.50 (run.json low_identity_threshold)" in sec2
+
+
+def test_runs_with_ground_truth_have_no_real_world_section(synthetic) -> None:
+    assert _section(synthetic[("evaluate", 2)].read_text(encoding="utf-8"), "real-world") is None
+
+
+def test_report_command_says_folder_and_reports_verify_output(tmp_path: Path, capsys) -> None:
+    """Issue 21.6: the report is a folder (index.html + assets), and a verify output is reportable."""
+    ds = make_build_output(tmp_path, 20)
+    meta = json.loads((ds / "build.json").read_text())
+    (ds / "build.json").unlink()
+    verify = {"dataset": meta["crawl"], "backend": meta["backend"], "thresholds": meta["thresholds"],
+              "images": meta["inputs"], "accepted": meta["accepted"], "rejected": meta["rejected"],
+              "funnel": meta["funnel"], "reasons": meta["reasons"], "reflect_padding": 2,
+              "identities": {f"{k:05d}": {} for k in range(meta["n_identities"])}, "collisions": 1}
+    (ds / "verify.json").write_text(json.dumps(verify))
+    assert main(["report", str(ds)]) == 0
+    err = capsys.readouterr().err
+    n_assets = sum(1 for p in (ds / "report" / "assets").rglob("*") if p.is_file())
+    assert f"report folder written: {ds / 'report'} (open index.html; its {n_assets} files in assets/" in err
+    html = (ds / "report" / "index.html").read_text(encoding="utf-8")
+    assert "<h1>Dataset audit (celebref verify)</h1>" in html and "reflect-padding artifacts: 2" in html
+    assert f"passed {meta['accepted']} + flagged {meta['rejected']}" in html
+    assert not (ds / "report" / "overrides_template.csv").exists() and "overrides" not in html
+    p = _Imgs()
+    p.feed(html)
+    assert p.srcs and all((ds / "report" / s).is_file() for s in p.srcs)
+
+
+def test_click_on_a_face_shows_it_full_size_beside_lq_and_gt(synthetic, tmp_path: Path) -> None:
+    """Issue 21.6, in a real browser: a click on a method's face opens LQ | that face | GT at full size."""
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("no chromium on this machine (.ci/run installs Debian's chromium)")
+    index = synthetic[("evaluate", 30)]
+    html = index.read_text(encoding="utf-8")
+    click = ("<script>var a = document.querySelectorAll('#gallery-body a.enlarge')[2]; a.click();"
+             "document.body.setAttribute('data-clicked', a.querySelector('img').alt);</script>")
+    probe = index.parent / "click-probe.html"
+    probe.write_text(html.replace("</body>", click + "</body>"), encoding="utf-8")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+             "--enable-logging=stderr", "--v=0"]
+    dom = subprocess.run([browser, *flags, "--dump-dom", probe.resolve().as_uri()], capture_output=True, text=True,
+                         timeout=120)
+    assert [ln for ln in dom.stderr.splitlines() if ":CONSOLE" in ln] == []
+    view = re.search(r'<div id="full-view">(.*?)</div>', dom.stdout, re.S)
+    assert view, "no full-size view after the click"
+    captions = re.findall(r"<figcaption>(.*?)</figcaption>", view.group(1))
+    clicked = re.search(r'data-clicked="([^"]+)"', dom.stdout).group(1)
+    assert captions == ["LQ", clicked, "GT"] and clicked not in ("LQ", "GT")
+    srcs = re.findall(r'<img src="([^"]+)"', view.group(1))
+    assert len(srcs) == 3 and all((index.parent / s).is_file() for s in srcs)
+
+
+def test_report_of_a_real_verify_output(small_build: Path, tmp_path: Path, capsys) -> None:
+    """Issue 21.6: ``celebref report VERIFY_OUT`` on what ``celebref verify`` really writes."""
+    audit = tmp_path / "audit"
+    assert main(["verify", str(small_build), "--out", str(audit), "--backend", "dlib"]) in (0, 3)
+    capsys.readouterr()
+    assert main(["report", str(audit)]) == 0
+    assert f"report folder written: {audit / 'report'}" in capsys.readouterr().err
+    html = (audit / "report" / "index.html").read_text(encoding="utf-8")
+    meta = json.loads((audit / "verify.json").read_text(encoding="utf-8"))
+    assert "<h1>Dataset audit (celebref verify)</h1>" in html
+    assert f"{meta['images']} files: passed {meta['accepted']} + flagged {meta['rejected']}" in html
+    p = _Imgs()
+    p.feed(html)
+    assert len(p.srcs) >= meta["images"] and all((audit / "report" / s).is_file() for s in p.srcs)

@@ -81,6 +81,7 @@ class EvalConfig:
     allow_unverified_weights: bool = False  # use weight files that differ from the published sha256 (each recorded)
     fid_reference: Path | None = None
     argv: list[str] | None = None
+    common_images: bool = False  # summary means over the images every method scored (celebref.app.summary)
     engine: Any = None  # an Engine instance, or "local" (default: inline, the models in this process) / "ray"
 
 
@@ -232,7 +233,7 @@ def _evaluate(records: list[InputRecord], data_info: dict, cfg: EvalConfig) -> E
 
     per_image = pd.DataFrame(rows)
     write_table(per_image, out / "per_image")
-    summary = summarize(per_image, metrics, dataset_rows)
+    summary = summarize(per_image, metrics, dataset_rows, common_images=cfg.common_images)
     atomic_write_text(out / "summary.csv", summary.to_csv(index=False, lineterminator="\n"))
     atomic_write_json(out / "run.json", {
         "command": command_line(cfg.argv), "argv": cfg.argv, "started": started, "finished": now(),

@@ -23,8 +23,16 @@
   function cellFor(c) {
     var td = document.createElement("td");
     if (c.thumb) {
-      var img = document.createElement("img"); img.src = c.thumb; img.loading = "lazy"; img.alt = c.label; td.appendChild(img);
-      if (c.detail) { var d = document.createElement("img"); d.src = c.detail; d.loading = "lazy"; d.alt = c.label + " detail"; td.appendChild(d); }
+      var a = document.createElement("a"); a.className = "enlarge"; a.href = c.full || c.thumb;
+      a.title = c.label + ": click to enlarge beside LQ and GT";
+      var img = document.createElement("img"); img.src = c.thumb; img.loading = "lazy"; img.alt = c.label;
+      a.appendChild(img); td.appendChild(a);
+      if (c.detail) {
+        var box = document.createElement("div"); box.className = "detail";
+        var cap = document.createElement("div"); cap.className = "small"; cap.textContent = "eyes \u00b7 mouth (enlarged)";
+        var d = document.createElement("img"); d.src = c.detail; d.loading = "lazy"; d.alt = c.label + " detail";
+        box.appendChild(cap); box.appendChild(d); td.appendChild(box);
+      }
     } else {
       td.className = "failed"; td.textContent = (c.status || "missing") + (c.reason ? ": " + c.reason : "");
     }
@@ -55,6 +63,27 @@
   var prev = document.getElementById("gallery-prev"), next = document.getElementById("gallery-next");
   if (prev) { prev.addEventListener("click", function () { page -= 1; draw(); }); }
   if (next) { next.addEventListener("click", function () { page += 1; draw(); }); }
+  // a click on a face: LQ | that face | GT at full size, side by side (Esc or a click closes)
+  function closeView() { var v = document.getElementById("full-view"); if (v) { v.parentNode.removeChild(v); } }
+  function openView(anchor) {
+    closeView();
+    var links = Array.prototype.slice.call(anchor.closest("tr").querySelectorAll("a.enlarge"));
+    var shown = [links[0], anchor, links[links.length - 1]].filter(function (x, i, all) { return all.indexOf(x) === i; });
+    var view = document.createElement("div"); view.id = "full-view";
+    shown.forEach(function (a) {
+      var fig = document.createElement("figure");
+      var img = document.createElement("img"); img.src = a.getAttribute("href"); img.alt = a.querySelector("img").alt;
+      var cap = document.createElement("figcaption"); cap.textContent = a.querySelector("img").alt;
+      fig.appendChild(img); fig.appendChild(cap); view.appendChild(fig);
+    });
+    view.addEventListener("click", closeView);
+    document.body.appendChild(view);
+  }
+  document.getElementById("gallery-table").addEventListener("click", function (e) {
+    var a = e.target.closest ? e.target.closest("a.enlarge") : null;
+    if (a) { e.preventDefault(); openView(a); }
+  });
+  document.addEventListener("keydown", function (e) { if (e.key === "Escape") { closeView(); } });
   sortRows(G.default_sort);
   draw();
 })();

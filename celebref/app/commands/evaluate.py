@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-unavailable", action="store_true",
                    help="skip (and record) methods and metrics whose weight files are missing instead of failing "
                         "(the run then exits with status 3 unless --fail-on says otherwise)")
+    p.add_argument("--common-images", action="store_true",
+                   help="summary means over the images every method scored (by default each method's mean is over "
+                        "its own images, and means over different image sets are flagged, e.g. n=75 ≠ 76)")
     p.add_argument("--out", required=True, type=Path, help="run folder")
     p.add_argument("--whole-photo", action="store_true", help="--data holds whole photos (e.g. degrade --whole-photo): "
                    "restore --whole-photo, then score every detected face (id <photo>_face<k>) with no-reference "
@@ -82,7 +85,7 @@ def run(args: argparse.Namespace):
         device=args.device, precision=args.precision, batch_size=args.batch_size,
         landmark_policy=args.landmark_policy, landmark_source=args.landmark_source,
         skip_unavailable=args.skip_unavailable, fid_reference=_fid_reference(args), argv=sys.argv[1:],
-        allow_unverified_weights=args.allow_unverified_weights,
+        allow_unverified_weights=args.allow_unverified_weights, common_images=args.common_images,
         engine=method_engine(args, resolve_device(args.device)),
     )
     result = evaluate(test_set.records, test_set.info, cfg)

@@ -1,4 +1,8 @@
-"""``celebref tables``: paper-style tables (LaTeX booktabs, Markdown, CSV) from evaluate run folders."""
+"""celebref tables: paper-style tables (LaTeX booktabs, Markdown, CSV) from evaluate run folders.
+
+Methods that restore from reference images of the person (dmdnet-specific, asffnet: needs_references in the
+method registry, or as recorded in run.json) get their own table, as in the DMDNet paper: one table for generic
+restoration, one for specific restoration with the reference count in its caption."""
 
 from __future__ import annotations
 
@@ -22,6 +26,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _needs_references(runs) -> dict[str, bool]:
+    """Method label -> ``needs_references`` from the method registry, for labels a run did not record it for
+    (a label is ``NAME`` or ``NAME:k=v``; external and unknown names: no)."""
+    from baselines.registry import METHODS, method_class
+
+    out: dict[str, bool] = {}
+    for r in runs:
+        for label in dict.fromkeys(r.summary["method"]):
+            name = str(label).split(":", 1)[0]
+            if label in r.needs_references or label in out or name not in METHODS:
+                continue
+            try:
+                out[label] = bool(getattr(method_class(name), "needs_references", False))
+            except Exception:  # a plugin that fails to load: not known to need references
+                out[label] = False
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from celebref.errors import ConfigError
     from celebref.fsutil import atomic_write_text
@@ -35,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--names gives the same name to two runs: {', '.join(dup)}")
     runs = [load_run(p, n) for p, n in zip(args.runs, names)]
     metrics = [m.strip() for m in args.metrics.split(",")] if args.metrics else None
-    text = make_table(runs, args.format, metrics, args.precision, rank_references=args.rank_references)
+    text = make_table(runs, args.format, metrics, args.precision, rank_references=args.rank_references,
+                      needs_references=_needs_references(runs))
     if args.out:
         atomic_write_text(args.out, text)
     else:
