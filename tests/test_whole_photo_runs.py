@@ -371,9 +371,26 @@ def blur_method():
     yield from _registered(METHODS, "wp-blur", WPBlur, "test: blur")
 
 
+@pytest.fixture
+def failing_method():
+    """A test plugin method that restores no face (a per-image error with a fixed reason)."""
+    from baselines.classical import LQMethod
+    from baselines.registry import METHODS
+
+    class WPFail(LQMethod):
+        name = "wp-fail"
+
+        def _restore(self, items):
+            from baselines.base import STATUS_ERROR, RestoreResult
+
+            return [RestoreResult(it.id, None, STATUS_ERROR, "this method restores nothing") for it in items]
+
+    yield from _registered(METHODS, "wp-fail", WPFail, "test: always fails")
+
+
 @needs_mini
 @needs_dlib
-def test_evaluate_whole_photo_methods_through_external_folders(tmp_path, no_niqe, blur_method):
+def test_evaluate_whole_photo_methods_through_external_folders(tmp_path, no_niqe, blur_method, failing_method):
     """Each method's restored crops (its own alignment) are scored as an ``external:`` folder of the run, the values
     equal the metric on those crops, and a method that restores nothing keeps the whole-photo reason per face."""
     from celebref.app.cli import main
@@ -382,10 +399,10 @@ def test_evaluate_whole_photo_methods_through_external_folders(tmp_path, no_niqe
     src, refs = tmp_path / "photos", _refs(tmp_path / "refs")
     write_image(src / "two.png", compose(2))
     out = tmp_path / "ev"
-    assert main(["evaluate", "--whole-photo", "--data", str(src), "--methods", f"{blur_method},bicubic", "--identity-refs",
+    assert main(["evaluate", "--whole-photo", "--data", str(src), "--methods", f"{blur_method},wp-fail", "--identity-refs",
                  str(refs), "--metrics", "identity", "--out", str(out), "--device", "cpu"]) == 3
     df = read_table(out / "per_image.csv")
-    assert sorted(set(df["method"])) == ["bicubic", "lq", "wp-blur"]
+    assert sorted(set(df["method"])) == ["lq", "wp-blur", "wp-fail"]
     faces = read_table(out / "photos" / "faces.csv")
     metric = create_metric("identity-refs", refs=str(refs), backend="dlib").load()
     blur = df[df["method"] == "wp-blur"].set_index("id")
@@ -396,8 +413,8 @@ def test_evaluate_whole_photo_methods_through_external_folders(tmp_path, no_niqe
         np.testing.assert_array_equal(read_image(out / blur.loc[fid, "output_path"]), crop)  # the run scored this crop
         expected = metric.compute(torch.from_numpy(crop.transpose(2, 0, 1)[None].copy()))["identity_ref_cos"][0].item()
         assert blur.loc[fid, "status"] == "ok" and blur.loc[fid, "identity_ref_cos"] == expected
-    bic = df[df["method"] == "bicubic"]
-    assert (bic["status"] == "error").all()
-    assert (bic["reason"] == "whole-photo restore: test set has no native-resolution LQ").all()
+    failed = df[df["method"] == "wp-fail"]
+    assert (failed["status"] == "error").all()
+    assert (failed["reason"] == "whole-photo restore: this method restores nothing").all()
     run = json.loads((out / "run.json").read_text())
-    assert [m["label"] for m in run["methods"]] == ["lq", "wp-blur", "bicubic"]
+    assert [m["label"] for m in run["methods"]] == ["lq", "wp-blur", "wp-fail"]
