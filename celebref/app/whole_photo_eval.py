@@ -219,7 +219,8 @@ def evaluate_command(args: Any, engine: Any = None) -> Any:
                                            for m in methods[1:]],
                          metrics=names, profile=profile, device=args.device, precision=args.precision,
                          batch_size=args.batch_size, skip_unavailable=args.skip_unavailable, argv=sys.argv[1:],
-                         allow_unverified_weights=args.allow_unverified_weights, engine=engine)
+                         allow_unverified_weights=args.allow_unverified_weights, engine=engine,
+                         common_images=getattr(args, "common_images", False))
         result = evaluate(records, info, cfg)
     metric_cols = [c for c in result.per_image.columns if c in set(_metric_columns(result))]
     per_image = _explain(result.per_image, faces, metric_cols)
