@@ -46,6 +46,12 @@ METHODS.register("gfpgan", "baselines.gfpgan.method:GFPGANMethod",
 METHODS.register("codeformer", "baselines.codeformer.method:CodeFormerMethod",
                  description="CodeFormer (sczhou), fidelity weight w in [0, 1] (0: codebook only, 1: most faithful)",
                  params="baselines.params:CodeFormerParams", weights=("codeformer",), tags=("network",))
+METHODS.register("restoreformer", "baselines.restoreformer.method:RestoreFormerMethod",
+                 description="RestoreFormer (Wang et al., CVPR 2022), the checkpoint released with GFPGAN",
+                 aliases=("rf",), weights=("restoreformer",), tags=("network",))
+METHODS.register("restoreformer++", "baselines.restoreformer.method:RestoreFormerPPMethod",
+                 description="RestoreFormer++ (Wang et al., TPAMI 2023), multi-scale cross-attention",
+                 aliases=("restoreformerpp", "rf++"), weights=("restoreformer++",), tags=("network",))
 METHODS.register("lq", "baselines.classical:LQMethod",
                  description="the degraded input as given (no restoration)",
                  tags=("classical",))

@@ -116,6 +116,19 @@ _ENTRIES: tuple[WeightFile, ...] = (
         homepage="https://github.com/sczhou/CodeFormer",
     ),
     WeightFile(
+        name="restoreformer", filename="RestoreFormer.pth",
+        urls=("https://github.com/TencentARC/GFPGAN/releases/download/v1.3.4/RestoreFormer.pth",),
+        licence="Apache-2.0", homepage="https://github.com/TencentARC/GFPGAN",
+        notes="the RestoreFormer (wzhouxiff/RestoreFormer) checkpoint as released with GFPGAN "
+              "(inference_gfpgan.py -v RestoreFormer; params_ema/params); sha256 not published",
+    ),
+    WeightFile(
+        name="restoreformer++", filename="RestoreFormer++.ckpt",
+        urls=("https://github.com/wzhouxiff/RestoreFormerPlusPlus/releases/download/v1.0.0/RestoreFormer++.ckpt",),
+        licence="Apache-2.0", homepage="https://github.com/wzhouxiff/RestoreFormerPlusPlus",
+        notes="PyTorch-Lightning checkpoint (network = state_dict entries under 'vqvae.'); sha256 not published",
+    ),
+    WeightFile(
         name="insightface-buffalo_l", filename="buffalo_l.zip", kind="zip",
         urls=("https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip",),
         size=288_621_354, sha256="80ffe37d8a5940d59a7384c201a2a38d4741f2f3c51eef46ebb28218a7b0ca2f",
