@@ -48,6 +48,9 @@ def _metric_list(text: str | None, profile: str | None) -> list[str]:
 
 
 def run(args: argparse.Namespace):
+    from celebref.outdir import check_output
+
+    check_output(args.out, "evaluate", [args.data, args.lq, args.gt])
     if getattr(args, "whole_photo", False):
         from celebref.app.whole_photo import evaluate_command
 
