@@ -60,20 +60,34 @@ __all__ = ["FORMAT_VERSION", "JOURNAL", "MANIFEST_COLUMNS", "Job", "parse_grid",
 BATCH_SIZE = 4  # images per engine task (small: a failure costs at most this many, and workers stay balanced)
 
 
-def _remove_stale(out: Path, previous: Mapping[str, Mapping], rows: list[dict]) -> None:
-    """Delete the LQ files and reference folders of ids from an earlier run that are no longer produced
-    (input removed or now rejected); only paths under ``<out>/lq``, ``<out>/lq_native`` and ``<out>/refs`` are touched."""
-    current = {r["id"] for r in rows if r["status"] == "ok"}
-    for image_id in previous:
-        if image_id in current:
-            continue
+def _remove_stale(out: Path, made: Mapping[str, Mapping], rows: list[dict]) -> None:
+    """Delete what an earlier degrade run in ``out`` made (the ids of its manifest and journal, ``made``) and this
+    run does not make again: the LQ file of an id no longer OK, the native-size LQ of an id that has none now, the
+    reference folder of an id that gets none now (fewer than 2 references, ``refs="none"``); folders left empty by
+    that go too. Only paths under ``<out>/lq``, ``<out>/lq_native`` and ``<out>/refs`` are touched; files nobody
+    listed (a user's notes) are never removed. Call it after :func:`~degradations.refs.write_refs`."""
+    by_id = {str(r["id"]): r for r in rows}
+    emptied: set[Path] = set()
+    for image_id in made:
+        row = by_id.get(str(image_id))
+        ok = row is not None and row.get("status") == "ok"
+        keep = {"lq": ok, "lq_native": ok and bool(row.get("lq_native_path")), "refs": ok and bool(row.get("ref_dir"))}
         for rel, folder in ((lq_relpath(image_id), "lq"), (native_relpath(image_id), "lq_native")):
-            lq = out / rel
-            if lq.resolve().is_relative_to(out / folder) and lq.is_file():
-                lq.unlink()
+            path = out / rel
+            if not keep[folder] and path.resolve().is_relative_to(out / folder) and path.is_file():
+                path.unlink()
+                emptied.add(path.parent)
         ref = out / "refs" / image_id
-        if ref.resolve().is_relative_to(out / "refs") and ref.is_dir():
+        if not keep["refs"] and ref.resolve().is_relative_to(out / "refs") and ref.is_dir():
             shutil.rmtree(ref)
+            emptied.add(ref.parent)
+    for folder in sorted(emptied, key=lambda p: len(p.parts), reverse=True):
+        while folder not in (out / "lq", out / "lq_native", out / "refs") and folder.is_relative_to(out):
+            try:
+                folder.rmdir()  # only when empty
+            except OSError:
+                break
+            folder = folder.parent
 
 
 def untouched_summary(df: pd.DataFrame) -> dict[str, Any]:
@@ -150,15 +164,18 @@ def _synthesize(inputs: HQSet, out: Path, job: Job, workers: int, overwrite: boo
         cv2.setNumThreads(old_threads)  # the inline engine ran the initializer in this process
     rows.sort(key=lambda r: r["id"])
     by_id = {it.id: it for it in items}
-    _remove_stale(out, made, rows)
     generic = [r["lq_path"] for r in rows if r["status"] == "ok"]
     atomic_write_text(out / "GenericLists.txt", "".join(f"{p}\n" for p in generic))
     specific_path = out / "SpecificLists.txt"
     if inputs.grouped and refs != "none":
         lines = write_refs(out, rows, by_id, refs)
         atomic_write_text(specific_path, "".join(f"{line}\n" for line in lines))
-    elif specific_path.exists():
-        specific_path.unlink()
+    else:
+        for r in rows:  # no reference folders in this test set (rows kept from an earlier run may name theirs)
+            r["ref_dir"] = r["ref_landmark_dir"] = ""
+        if specific_path.exists():
+            specific_path.unlink()
+    _remove_stale(out, made, rows)
     df = manifest_frame(rows)
     write_table(df, out / "manifest")
     counts = df["status"].value_counts().to_dict()

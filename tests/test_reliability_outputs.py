@@ -146,11 +146,17 @@ def test_overwrite_with_fewer_inputs_removes_only_what_degrade_made_and_leaves_n
     assert ids == ["anna/0", "anna/1", "anna/2", "ben/0", "ben/1"]
     lq = sorted(p.relative_to(out / "lq").with_suffix("").as_posix() for p in (out / "lq").rglob("*.png"))
     assert lq == ids
-    refs = sorted(p.relative_to(out / "refs").as_posix() for p in (out / "refs").glob("*/*") if p.is_dir()
-                  and (p / "images").is_dir())
-    assert refs == ids
-    assert not (out / "lq" / "cara").exists() or not any((out / "lq" / "cara").iterdir())
+    refs = sorted(p.relative_to(out / "refs").as_posix() for p in (out / "refs").glob("*/*") if p.is_dir())
+    assert refs == ["anna/0", "anna/1", "anna/2"]  # ben's images have 1 reference each now: DMDNet needs 2
+    assert sorted(df.loc[df["ref_dir"].notna(), "id"]) == refs
+    assert (out / "SpecificLists.txt").read_text().count("\n") == 3
+    assert not (out / "lq" / "cara").exists() and not (out / "refs" / "cara").exists()
     assert (out / "notes.txt").read_text() == "mine\n" and (out / "lq" / "mine.txt").is_file()
+    # resuming with --refs none keeps every LQ file and removes the reference folders degrade made
+    assert main(["degrade", "--preset", "fixed", "--blur", "2", "--seed", "0", "--input", str(src), "--out", str(out),
+                 "--refs", "none"]) == 0
+    assert not any((out / "refs").iterdir()) and not (out / "SpecificLists.txt").exists()
+    assert len(list((out / "lq").rglob("*.png"))) == 5
 
 
 # --- 22.5: --out a file; a lock that is a folder ----------------------------------------------------------
