@@ -93,6 +93,9 @@ def test_cli_messages_name_flags_and_help_is_plain_text(tmp_path, capsys):
     assert main(["degrade", "--preset", "fixed", "--blur", "2", "--input", str(src), "--out", str(out)]) == 2
     line = _one_error_line(capsys.readouterr().err)
     assert "--overwrite" in line and "overwrite=True" not in line and "(API:" not in line
+    assert main(["evaluate", "--methods", "gfpgan", "--metrics", "psnr", "--data", str(out), "--out", str(tmp_path / "E")]) == 2
+    err = capsys.readouterr().err  # no weights in the test's home: the message says how to skip them
+    assert "--skip-unavailable" in err and "skip_unavailable=True" not in err and "(API:" not in err
     markup = re.compile(r"``|:(mod|func|class|meth|data|attr):`|\((?:see )?(celebref|degradations|baselines|evaluation|"
                         r"reports)(\.[a-z_]+)+\)")
 

@@ -5,8 +5,12 @@ Accepted forms (:func:`read_test_set`):
 * a folder of images: every image below it; id = path relative to the folder without extension
   (``sub/a.png`` -> ``sub/a``); when two files map to one id (``a.png``, ``a.jpg``) the first in sorted
   order is kept and the others are rejected records (reason ``duplicate id``);
-* a DMDNet ``GenericLists.txt`` / ``SpecificLists.txt`` (:mod:`celebref.testset.lists`);
-* a ``celebref degrade`` output folder, or its ``manifest.parquet``/``manifest.csv``: ids, LQ paths, GT paths,
+* a DMDNet ``GenericLists.txt`` / ``SpecificLists.txt`` (:mod:`celebref.testset.lists`); a list none of whose
+  lines names an existing file is a :class:`~celebref.errors.ConfigError` ("0 of N inputs found", with the first
+  line's reason naming every path tried);
+* a ``celebref degrade`` output folder (it has ``degrade.json``, or a manifest with the columns ``id`` and
+  ``lq_path``; a folder with any other ``manifest.csv`` is a folder of images, as ``degrade --input`` reads it),
+  or its ``manifest.parquet``/``manifest.csv``: ids, LQ paths, GT paths,
   identities and GT landmarks come from the manifest; when the folder has a ``SpecificLists.txt`` its
   references are attached by LQ path;
 * a single image.
