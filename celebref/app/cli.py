@@ -97,7 +97,8 @@ def cli_message(text: str) -> str:
 def os_error_line(e: OSError) -> str:
     """One line for an operating-system error no command turned into a per-item failure: what, which path, and
     what to do (disk full: free space, then rerun the same command, which resumes)."""
-    where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+    paths = [str(p) for p in (getattr(e, "filename", None), getattr(e, "filename2", None)) if p]
+    where = f" ({' -> '.join(paths)})" if paths else ""
     what = e.strerror or str(e) or type(e).__name__
     if e.errno in (errno.ENOSPC, errno.EDQUOT):
         hint = "free some space (or choose another --out) and rerun the same command: finished work is kept"
