@@ -67,6 +67,22 @@ class RestoreResult:
     seconds: float = 0.0  # wall time attributed to this image (batch time / batch size)
 
 
+class NonFiniteOutputError(ValueError):
+    """A method's network produced NaN or infinite values for an image (the image gets ``STATUS_ERROR``)."""
+
+
+def check_finite_output(values: Any) -> None:
+    """Raise :class:`NonFiniteOutputError` when the float output ``values`` (a tensor or array of one image or a
+    batch, before its conversion to uint8) holds NaN or inf: converted, they would pass for a black or garbage
+    image restored "ok". Methods call it where they turn network output into images; a batch that fails is
+    redone image by image, so only the images with non-finite values get the error."""
+    a = values.detach().float().cpu().numpy() if hasattr(values, "detach") else np.asarray(values, dtype=np.float64)
+    bad = int(a.size - np.isfinite(a).sum())
+    if bad:
+        raise NonFiniteOutputError(f"the network output has {bad} non-finite value(s) (NaN or inf) of {a.size}: "
+                                   "the weights or the input made it overflow; no image written")
+
+
 def as_rgb_uint8(img: np.ndarray) -> np.ndarray:
     """Check a method input: uint8 ``(H, W, 3)`` RGB (a 2-D grey image is repeated to 3 channels).
     Raises ValueError otherwise; each method then applies its own official resize."""

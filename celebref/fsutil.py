@@ -119,6 +119,13 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def sha256_file(path: str | os.PathLike) -> str:
+    """sha256 (hex) of the regular file ``path``. Anything else (a FIFO, ``/dev/zero``, a folder) raises
+    :class:`OSError` (``EINVAL``) before it is opened, so it can never hang or read forever."""
+    import errno
+    import stat
+
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise OSError(errno.EINVAL, "not a regular file (a FIFO, a device or a folder?)", os.fspath(path))
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(_CHUNK), b""):

@@ -20,6 +20,11 @@ The one call every command that writes an output folder uses (build, degrade, re
   dead run has exited, so a rerun never races a leftover worker.
 * Locks are re-entrant within one process (a command that locks ``out`` may call a library function that locks
   it again).
+* Nested folders exclude each other: a folder cannot be locked while a live run of another process holds a lock
+  on one of its ancestors or descendants (``evaluate --out E`` and ``restore --out E/restored`` never run
+  together); this process's own locks nest freely.
+* ``--out`` that is an existing file, or a folder holding a *folder* named ``.celebref.lock``, is a
+  :class:`~celebref.errors.ConfigError` with one line saying what to do (never a traceback).
 """
 
 from __future__ import annotations
@@ -133,12 +138,15 @@ class FolderLock:
 
     # -- acquire / release -----------------------------------------------------------------------------
     def acquire(self) -> "FolderLock":
-        self.folder.mkdir(parents=True, exist_ok=True)
+        _make_folder(self.folder)
         self._key = os.path.realpath(self.folder)
         held = _HELD.get(self._key)
         if held is not None:  # re-entrant within this process
             held._depth += 1
             return held
+        if os.path.isdir(self.path) and not os.path.islink(self.path):
+            raise ConfigError(f"{str(self.path)!r} is a folder, but celebref keeps its lock file under that name; "
+                              "remove or rename that folder and run again")
         me = LockOwner(pid=os.getpid(), host=socket.gethostname(), command=self.command,
                        started=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                        pid_start=_process_start(os.getpid()))
@@ -158,6 +166,17 @@ class FolderLock:
         self._fd = fd
         self._depth = 1
         _HELD[self._key] = self
+        try:
+            _refuse_nested(Path(self._key))
+        except BaseException:
+            self._depth = 0
+            _HELD.pop(self._key, None)
+            with contextlib.suppress(OSError):
+                if _same_inode(fd, self.path):
+                    os.unlink(self.path)
+            os.close(fd)
+            self._fd = None
+            raise
         paths = [p for p in os.environ.get(WORKER_ENV, "").split(os.pathsep) if p]
         os.environ[WORKER_ENV] = os.pathsep.join([*paths, str(self.workers_path)])
         return self
@@ -278,6 +297,72 @@ class FolderLock:
 
     def __exit__(self, *exc: Any) -> None:
         self.release()
+
+
+def _make_folder(folder: Path) -> None:
+    """Create ``folder`` (and its parents); a file in the way is a one-line :class:`ConfigError`."""
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"output folder {str(folder)!r} is a file, not a folder; give the path of a new or "
+                          "existing folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(f"cannot create output folder {str(folder)!r}: a file stands where a folder of its path "
+                          "should be; give another path") from None
+    except OSError as e:
+        raise ConfigError(f"cannot create output folder {str(folder)!r}: {e.strerror or e}") from None
+
+
+def _live_lock(path: Path) -> LockOwner | None:
+    """The owner of the lock file ``path`` when a live run holds it (``None``: no lock, or a stale one).
+    A lock from another host counts as live (it is never taken over; the message says how to remove it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        try:
+            owner = LockOwner.from_text(os.read(fd, 1 << 16).decode("utf-8", "replace"))
+        except OSError:
+            return None
+        if owner is None:
+            return None
+        if owner.host != socket.gethostname():
+            return owner
+        free = _try_flock(fd, shared=True)
+        if free and fcntl is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        return owner if (not free or _alive(owner.pid, owner.pid_start)) and owner.pid != os.getpid() else None
+    finally:
+        os.close(fd)
+
+
+def _refuse_nested(folder: Path) -> None:
+    """Raise :class:`ConfigError` when a live run of another process holds a lock on an ancestor or a descendant of
+    ``folder`` (a real path); this process's own locks are allowed to nest."""
+    found: list[tuple[Path, LockOwner]] = []
+    for anc in folder.parents:
+        if str(anc) not in _HELD:
+            owner = _live_lock(anc / LOCK_NAME)
+            if owner is not None:
+                found.append((anc, owner))
+                break
+    if not found:
+        for dirpath, dirs, files in os.walk(folder):
+            dirs.sort()
+            if dirpath != str(folder) and LOCK_NAME in files and dirpath not in _HELD:
+                owner = _live_lock(Path(dirpath) / LOCK_NAME)
+                if owner is not None:
+                    found.append((Path(dirpath), owner))
+                    break
+    if found:
+        other, owner = found[0]
+        relation = "inside" if other in folder.parents else "holds"
+        what = (f"{str(folder)!r} is inside {str(other)!r}" if relation == "inside"
+                else f"{str(folder)!r} holds {str(other)!r}")
+        raise ConfigError(f"{what}, which another celebref run uses ({owner.describe()}); nested output folders "
+                          "cannot be written at the same time: wait for that run or choose a separate folder")
 
 
 def _same_inode(fd: int, path: Path) -> bool:

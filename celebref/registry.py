@@ -84,6 +84,23 @@ class Entry:
         return load_target(self.params) if self.params is not None else None
 
 
+def _names(obj: Any, attr: str) -> tuple[str, ...]:
+    """A plugin's ``aliases`` / ``weights`` / ``tags``: a string or a list of strings; anything else is a
+    :class:`ConfigError` naming the attribute and what it holds."""
+    value = getattr(obj, attr, ()) or ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (list, tuple, set, frozenset)) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ConfigError(f"its {attr!r} must be a string or a list of strings, got {value!r}")
+
+
+def _one_line(value: Any, limit: int = 200) -> str:
+    """The first non-blank line of ``str(value)``, cut to ``limit`` characters."""
+    text = _first_line(str(value))
+    return text[:limit] + ("..." if len(text) > limit else "")
+
+
 def _first_line(text: str | None) -> str:
     for line in (text or "").strip().splitlines():
         if line.strip():
@@ -152,19 +169,34 @@ class Registry:
                 log.warning("%s %r from %s ignored: the name is already registered", self.kind, ep.name, dist)
                 continue
             try:
+                self._register_plugin(key, ep, dist)
+            except (Exception, SystemExit) as exc:  # noqa: BLE001 - one broken plugin is named and skipped
+                self._plugin_errors[key] = f"{dist}: cannot load {ep.value}: {type(exc).__name__}: {_one_line(exc)}"
+                log.warning("%s %r: %s (skipped)", self.kind, ep.name, self._plugin_errors[key])
+
+    def _register_plugin(self, key: str, ep: Any, dist: str) -> None:
+        """Import one entry point and register it; anything wrong (an import error, ``SystemExit`` from argparse at
+        import time, metadata of the wrong type) raises, and :meth:`_load_plugins` records it. What the plugin
+        prints while it is imported is captured, so it cannot pass for celebref's own output."""
+        import contextlib
+        import io
+
+        printed = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
                 obj = ep.load()
-            except Exception as exc:  # noqa: BLE001 - recorded, shown by `celebref list`
-                self._plugin_errors[key] = f"{dist}: cannot load {ep.value}: {type(exc).__name__}: {exc}"
-                log.warning("%s %r: %s", self.kind, ep.name, self._plugin_errors[key])
-                continue
-            description = getattr(obj, "description", None)
-            if not isinstance(description, str):
-                description = _first_line(getattr(obj, "__doc__", ""))
-            aliases = [a for a in getattr(obj, "aliases", ()) or () if normalize_name(a) not in self._aliases
-                       and normalize_name(a) not in self._entries]
-            self.register(key, obj, description=description, aliases=aliases,
-                          params=getattr(obj, "Params", None), weights=getattr(obj, "weights", ()) or (),
-                          tags=getattr(obj, "tags", ()) or (), source=dist)
+        except SystemExit as exc:
+            said = _one_line(printed.getvalue())
+            raise ConfigError(f"the module exited while being imported (SystemExit({exc.code!r}))"
+                              + (f"; it printed {said!r}" if said else "")) from None
+        description = getattr(obj, "description", None)
+        if not isinstance(description, str):
+            description = _first_line(getattr(obj, "__doc__", ""))
+        meta = {k: _names(obj, k) for k in ("aliases", "weights", "tags")}
+        aliases = [a for a in meta["aliases"] if normalize_name(a) not in self._aliases
+                   and normalize_name(a) not in self._entries]
+        self.register(key, obj, description=description, aliases=aliases, params=getattr(obj, "Params", None),
+                      weights=meta["weights"], tags=meta["tags"], source=dist)
 
     # -- lookup -----------------------------------------------------------------------------------------
     def _key(self, name: str) -> str | None:

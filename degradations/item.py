@@ -91,6 +91,16 @@ def process_item(item: HQItem, job: Job, out: str, previous: Mapping[str, Any] |
     except Exception as e:  # noqa: BLE001 - e.g. an image too small for the recipe; one file never stops the batch
         row.update(gt_width=w, gt_height=h, reason=f"degradation_failed: {type(e).__name__}: {e}".splitlines()[0][:300])
         return row
+    try:
+        return _write_outputs(row, item, job, out, params, redraw, lq, native_img, lq_abs, lq_rel, w, h)
+    except OSError as e:  # disk full, I/O error, permissions: recorded for this image, redone by a rerun
+        row.update(gt_width=w, gt_height=h, reason=f"write_failed: {e.strerror or e} ({e.filename or lq_abs})"[:300])
+        return row
+
+
+def _write_outputs(row: dict[str, Any], item: HQItem, job: Job, out: str, params: dict[str, Any], redraw: int,
+                   lq: np.ndarray, native_img: list[np.ndarray], lq_abs: str, lq_rel: str, w: int, h: int) -> dict[str, Any]:
+    """Write the LQ file (and its native-size version) of one image and complete its manifest row."""
     png = encode_image(lq, ".png", png_fast=True)
     atomic_write_bytes(lq_abs, png)
     native = (w, h)

@@ -60,6 +60,7 @@ def write_refs(out: Path, rows: list[dict], items: dict[str, HQItem], mode: str)
                 and o.get("reason", "") in ("", None) and o["status"] == "ok"]
         r["n_refs"] = len(refs)
         if len(refs) < 2:  # DMDNet skips an LQ with fewer than 2 references
+            r["ref_dir"] = r["ref_landmark_dir"] = ""  # a row kept from an earlier run may still name its old folder
             continue
         ref_dir = out / "refs" / r["id"] / "images"
         lm_dir = out / "refs" / r["id"] / "landmarks"

@@ -9,7 +9,13 @@ at the end in sorted id order, so 1 and N workers give identical bytes.
 Resume: finished rows are journalled in ``<out>/.degrade-journal.jsonl`` as they arrive, and the final
 manifest is kept. On a rerun with the same configuration, a row is reused only if the GT file's
 sha256 is unchanged and the LQ file on disk still has the recorded sha256; everything else is
-recomputed. A different configuration in the same ``<out>`` is refused unless ``overwrite=True``.
+recomputed. A different configuration in the same ``<out>`` is refused unless ``overwrite=True``; then the rows
+reused are none, and every LQ file and reference folder an earlier run here made that this run does not make
+again is removed (only those: the ids of the earlier manifest and journal).
+
+Outputs never mix with inputs: ``<out>`` inside an input folder, an input inside ``<out>``, or an ``<out>`` made
+by another command (a build output, a restore or evaluate run) is refused before anything is written
+(:func:`celebref.outdir.check_output`).
 
 Concurrency: ``<out>`` is locked for the whole run (:func:`celebref.lock.lock_folder`): a second run into the
 same folder fails with a clear error while the first lives.
@@ -37,6 +43,7 @@ from celebref.errors import ConfigError
 from celebref.fsutil import atomic_write_json, atomic_write_text, remove_stale_temps
 from celebref.journal import Journal
 from celebref.lock import lock_folder
+from celebref.outdir import check_output
 from celebref.provenance import versions
 from celebref.tabular import write_table
 
@@ -53,20 +60,34 @@ __all__ = ["FORMAT_VERSION", "JOURNAL", "MANIFEST_COLUMNS", "Job", "parse_grid",
 BATCH_SIZE = 4  # images per engine task (small: a failure costs at most this many, and workers stay balanced)
 
 
-def _remove_stale(out: Path, previous: Mapping[str, Mapping], rows: list[dict]) -> None:
-    """Delete the LQ files and reference folders of ids from an earlier run that are no longer produced
-    (input removed or now rejected); only paths under ``<out>/lq``, ``<out>/lq_native`` and ``<out>/refs`` are touched."""
-    current = {r["id"] for r in rows if r["status"] == "ok"}
-    for image_id in previous:
-        if image_id in current:
-            continue
+def _remove_stale(out: Path, made: Mapping[str, Mapping], rows: list[dict]) -> None:
+    """Delete what an earlier degrade run in ``out`` made (the ids of its manifest and journal, ``made``) and this
+    run does not make again: the LQ file of an id no longer OK, the native-size LQ of an id that has none now, the
+    reference folder of an id that gets none now (fewer than 2 references, ``refs="none"``); folders left empty by
+    that go too. Only paths under ``<out>/lq``, ``<out>/lq_native`` and ``<out>/refs`` are touched; files nobody
+    listed (a user's notes) are never removed. Call it after :func:`~degradations.refs.write_refs`."""
+    by_id = {str(r["id"]): r for r in rows}
+    emptied: set[Path] = set()
+    for image_id in made:
+        row = by_id.get(str(image_id))
+        ok = row is not None and row.get("status") == "ok"
+        keep = {"lq": ok, "lq_native": ok and bool(row.get("lq_native_path")), "refs": ok and bool(row.get("ref_dir"))}
         for rel, folder in ((lq_relpath(image_id), "lq"), (native_relpath(image_id), "lq_native")):
-            lq = out / rel
-            if lq.resolve().is_relative_to(out / folder) and lq.is_file():
-                lq.unlink()
+            path = out / rel
+            if not keep[folder] and path.resolve().is_relative_to(out / folder) and path.is_file():
+                path.unlink()
+                emptied.add(path.parent)
         ref = out / "refs" / image_id
-        if ref.resolve().is_relative_to(out / "refs") and ref.is_dir():
+        if not keep["refs"] and ref.resolve().is_relative_to(out / "refs") and ref.is_dir():
             shutil.rmtree(ref)
+            emptied.add(ref.parent)
+    for folder in sorted(emptied, key=lambda p: len(p.parts), reverse=True):
+        while folder not in (out / "lq", out / "lq_native", out / "refs") and folder.is_relative_to(out):
+            try:
+                folder.rmdir()  # only when empty
+            except OSError:
+                break
+            folder = folder.parent
 
 
 def untouched_summary(df: pd.DataFrame) -> dict[str, Any]:
@@ -92,15 +113,18 @@ def synthesize(inputs: HQSet | str | os.PathLike, out: str | os.PathLike, job: J
     if not isinstance(inputs, HQSet):
         inputs = read_hq_set(inputs)
     out = Path(out).resolve()
+    check_output(out, "degrade", [inputs.root])  # before the lock creates anything; again under it
     with lock_folder(out, command=command or "degradations.synthesize"):
         return _synthesize(inputs, out, job, int(workers), overwrite, refs, command, desc, engine)
 
 
 def _synthesize(inputs: HQSet, out: Path, job: Job, workers: int, overwrite: bool, refs: str, command: str, desc: str,
                 engine: str | Engine) -> pd.DataFrame:
-    inside = {it.gt_path for it in inputs.items if Path(it.gt_path).is_relative_to(out)}
-    if inside:  # our own outputs when out lies inside a plain input folder
-        inputs = HQSet(inputs.kind, inputs.root, inputs.grouped, [it for it in inputs.items if it.gt_path not in inside])
+    check_output(out, "degrade", [inputs.root])
+    inside = sorted(it.gt_path for it in inputs.items if Path(it.gt_path).resolve().is_relative_to(out))
+    if inside:  # e.g. a manifest listing files of this test set
+        raise ConfigError(f"input {inside[0]!r} lies inside --out {str(out)!r} ({len(inside)} input(s) do); outputs must "
+                          "not mix with inputs: choose an --out that holds no input")
     remove_stale_temps(out)  # left by a run killed mid-write (we hold the lock: no one else writes here)
     cfg = job.config()
     meta_path = out / "degrade.json"
@@ -112,7 +136,8 @@ def _synthesize(inputs: HQSet, out: Path, job: Job, workers: int, overwrite: boo
         if old != json.loads(json.dumps(cfg)) and not overwrite:
             raise ConfigError(f"{str(out)!r} holds a test set made with another configuration (preset, seed, pipeline, overrides, "
                               "lq size or redraws); use another output folder, or overwrite=True to replace it")
-    previous = {} if overwrite else read_previous(out)
+    made = read_previous(out) if meta_path.is_file() else {}  # every id an earlier degrade run here made
+    previous = {} if overwrite else made
     if meta_path.is_file() and overwrite:
         (out / JOURNAL).unlink(missing_ok=True)
     # record the configuration first, so an interrupted run is resumed only with the same one
@@ -139,15 +164,18 @@ def _synthesize(inputs: HQSet, out: Path, job: Job, workers: int, overwrite: boo
         cv2.setNumThreads(old_threads)  # the inline engine ran the initializer in this process
     rows.sort(key=lambda r: r["id"])
     by_id = {it.id: it for it in items}
-    _remove_stale(out, previous, rows)
     generic = [r["lq_path"] for r in rows if r["status"] == "ok"]
     atomic_write_text(out / "GenericLists.txt", "".join(f"{p}\n" for p in generic))
     specific_path = out / "SpecificLists.txt"
     if inputs.grouped and refs != "none":
         lines = write_refs(out, rows, by_id, refs)
         atomic_write_text(specific_path, "".join(f"{line}\n" for line in lines))
-    elif specific_path.exists():
-        specific_path.unlink()
+    else:
+        for r in rows:  # no reference folders in this test set (rows kept from an earlier run may name theirs)
+            r["ref_dir"] = r["ref_landmark_dir"] = ""
+        if specific_path.exists():
+            specific_path.unlink()
+    _remove_stale(out, made, rows)
     df = manifest_frame(rows)
     write_table(df, out / "manifest")
     counts = df["status"].value_counts().to_dict()
@@ -163,7 +191,9 @@ def synthesize_grid(inputs: HQSet, out: str | os.PathLike, job: Job, grid: Mappi
     (cell, folder, one column per factor, n_ok, n_untouched). Other factors keep their per-image draws."""
     out = Path(out)
     records = []
+    check_output(out, "degrade", [inputs.root])
     with lock_folder(out, command=kwargs.get("command", "") or "degradations.synthesize_grid"):
+        check_output(out, "degrade", [inputs.root])
         for name, cell in grid_cells(grid):
             cell_job = Job(job.pipeline, job.preset, job.seed, {**job.overrides, **cell}, job.lq_size, job.redraw_untouched)
             df = synthesize(inputs, out / name, cell_job, desc=f"degrade {name}", **kwargs)

@@ -328,7 +328,7 @@ def test_env_and_paths_json_overrides(tmp_path, home, monkeypatch, capsys):
         assert weights.weight_path("t-over") == other
     assert weights.status("t-over").state == weights.BAD_HASH
     monkeypatch.delenv("CELEBREF_WEIGHT_T_OVER")
-    assert cli.main(["weights", "path", "t-over", "--unset"]) == 1  # back to the (missing) cache path
+    assert cli.main(["weights", "path", "t-over", "--unset"]) == 3  # back to the (missing) cache path
     assert weights.resolve("t-over")[1] == "cache"
 
 
@@ -383,7 +383,7 @@ def test_cli_list_shows_every_entry_with_status(home, monkeypatch, capsys):
         assert re.search(r"\s(present|missing|bad hash|unverified)\s", lines[name]), lines[name]
     assert "bad hash" in lines["t-listed"]
     assert "missing" in lines["dmdnet"] and "NON-COMMERCIAL" in lines["codeformer"]
-    assert cli.main(["weights", "verify"]) == 1  # a bad file makes verify fail
+    assert cli.main(["weights", "verify"]) == 3  # a bad file makes verify fail
     assert "t-listed: bad hash" in capsys.readouterr().out
 
 
@@ -410,7 +410,7 @@ def test_complete_partial_file_is_verified_without_request(server, home, monkeyp
 
 
 def test_cli_fetch_all_offline_reports_each_and_fails(home, capsys):
-    assert cli.main(["weights", "fetch", "--all"]) == 1
+    assert cli.main(["weights", "fetch", "--all"]) == 3
     err = capsys.readouterr().err
     assert "Traceback" not in err
     for w in weights.REGISTRY.values():

@@ -42,6 +42,7 @@ from baselines.base import (
     RestoreItem,
     RestoreResult,
     as_rgb_uint8,
+    check_finite_output,
 )
 from baselines.landmark_method import LandmarkMethod, scale_landmarks
 from baselines.params import DFDNetParams
@@ -78,6 +79,7 @@ def from_dfdnet_tensor(t: torch.Tensor) -> np.ndarray:
     ``tensor2im``: clamp, ``(x + 1) / 2 * 255`` in float32, truncation)."""
     if t.dim() == 4:
         t = t[0]
+    check_finite_output(t)
     x = t.detach().cpu().float().clamp(-1, 1).numpy()
     y = (np.transpose(x, (1, 2, 0)) + np.float32(1)) / np.float32(2.0) * np.float32(255.0)
     return y.astype(np.uint8)

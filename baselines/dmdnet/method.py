@@ -46,6 +46,7 @@ from baselines.base import (
     RestoreItem,
     RestoreResult,
     as_rgb_uint8,
+    check_finite_output,
 )
 from baselines.landmark_method import LandmarkMethod, scale_landmarks
 from baselines.params import DMDNetParams, DMDNetSpecificParams
@@ -81,6 +82,7 @@ def from_dmdnet_tensor(t: torch.Tensor) -> np.ndarray:
     """
     if t.dim() == 4:
         t = t[0]
+    check_finite_output(t)
     y = t.detach().float() * 0.5 + 0.5
     y = np.clip(y.permute(1, 2, 0).cpu().numpy(), 0, 1) * 255.0
     return np.rint(y).astype(np.uint8)

@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from baselines.base import STATUS_ERROR, RestoreItem, RestoreResult
+from baselines.base import STATUS_ERROR, RestoreItem, RestoreResult, check_finite_output
 
 FACE_SIZE = 512
 
@@ -33,6 +33,7 @@ def faces_to_tensor(images: list[np.ndarray]) -> torch.Tensor:
 
 def tensor_to_faces(t: torch.Tensor) -> list[np.ndarray]:
     """float ``(N, 3, H, W)`` RGB in ``[-1, 1]`` (unclamped) -> RGB uint8 ``(H, W, 3)`` arrays (BasicSR ``tensor2img``)."""
+    check_finite_output(t)
     t = t.detach().float().cpu().clamp(-1.0, 1.0)
     t = (t + 1.0) / 2.0
     u8 = (t.numpy() * np.float32(255.0)).round().astype(np.uint8)

@@ -144,11 +144,13 @@ def build_dataset(cfg: BuildConfig, log: Callable[[str], None] | None = None, en
 def _build(cfg: BuildConfig, log: Callable[[str], None] | None, engine: Engine) -> dict:
     from ..face import get_backend
     from ..lock import lock_folder
+    from ..outdir import check_output
     from . import writer
 
     log = log or (lambda s: print(s, file=sys.stderr))
     crawl, out = Path(cfg.crawl).resolve(), Path(cfg.out).resolve()
     with lock_folder(out, command=cfg.command or "celebref build"):
+        check_output(out, "build", [crawl])
         be = get_backend(cfg.backend)
         log(f"face backend: {be.name} ({'chosen' if cfg.backend else 'auto: insightface when its model files are present, else dlib'})")
         th = cfg.resolved(be)

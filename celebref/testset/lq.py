@@ -5,8 +5,12 @@ Accepted forms (:func:`read_test_set`):
 * a folder of images: every image below it; id = path relative to the folder without extension
   (``sub/a.png`` -> ``sub/a``); when two files map to one id (``a.png``, ``a.jpg``) the first in sorted
   order is kept and the others are rejected records (reason ``duplicate id``);
-* a DMDNet ``GenericLists.txt`` / ``SpecificLists.txt`` (:mod:`celebref.testset.lists`);
-* a ``celebref degrade`` output folder, or its ``manifest.parquet``/``manifest.csv``: ids, LQ paths, GT paths,
+* a DMDNet ``GenericLists.txt`` / ``SpecificLists.txt`` (:mod:`celebref.testset.lists`); a list none of whose
+  lines names an existing file is a :class:`~celebref.errors.ConfigError` ("0 of N inputs found", with the first
+  line's reason naming every path tried);
+* a ``celebref degrade`` output folder (it has ``degrade.json``, or a manifest with the columns ``id`` and
+  ``lq_path``; a folder with any other ``manifest.csv`` is a folder of images, as ``degrade --input`` reads it),
+  or its ``manifest.parquet``/``manifest.csv``: ids, LQ paths, GT paths,
   identities and GT landmarks come from the manifest; when the folder has a ``SpecificLists.txt`` its
   references are attached by LQ path;
 * a single image.
@@ -64,6 +68,10 @@ def _unique_ids(paths: list[Path], base: Path) -> list[str]:
 def read_list(path: str | os.PathLike, list_format: str = "auto", relative_to: str = "cwd-then-list") -> TestSet:
     """A DMDNet list file as a test set (``info`` says how relative paths were resolved)."""
     parsed = parse_list(path, list_format, relative_to)
+    if parsed.entries and all(e.reason for e in parsed.entries):
+        first = parsed.entries[0]
+        raise ConfigError(f"0 of {len(parsed.entries)} inputs found from the list {str(parsed.path)!r}; line {first.line}: "
+                          f"{first.reason}; run from the folder its relative paths start from, or make them absolute")
     ids = _unique_ids([e.lq for e in parsed.entries], parsed.path.parent)
     records = [InputRecord(id=i, lq_path=e.lq, ref_dir=e.ref_dir, ref_landmark_dir=e.ref_landmark_dir, reason=e.reason,
                            extra={"list_line": e.line}) for i, e in zip(ids, parsed.entries)]
@@ -113,6 +121,28 @@ def _read_manifest(path: Path) -> TestSet:
     return TestSet(sorted(out, key=lambda r: r.id), info)
 
 
+def _degrade_manifest(folder: Path) -> Path | None:
+    """The degrade manifest of ``folder`` when it is a ``celebref degrade`` output, else ``None`` (a folder of images).
+
+    One rule for every reader: a folder with ``degrade.json`` is a test set (its manifest must then be readable); a
+    ``manifest.parquet``/``.csv`` without ``degrade.json`` makes the folder a test set only when it has the columns
+    ``id`` and ``lq_path`` of a degrade manifest; any other table (a dataset's own manifest, notes) is just a file
+    beside the images, as :func:`celebref.testset.read_hq_set` (``degrade --input``) reads the same folder."""
+    names = [folder / n for n in ("manifest.parquet", "manifest.csv") if (folder / n).is_file()]
+    if not names:
+        return None
+    if (folder / "degrade.json").is_file():
+        return names[0]
+    for name in names:
+        try:
+            columns = read_table(name, "degrade manifest", text_columns=("id", "identity")).columns
+        except ConfigError:
+            continue
+        if "id" in columns and "lq_path" in columns:
+            return name
+    return None
+
+
 def _read_folder(path: Path) -> TestSet:
     found = folder_images(path)
     if not found:
@@ -131,12 +161,8 @@ def read_test_set(spec: str | os.PathLike, list_format: str = "auto") -> TestSet
     if not path.exists():
         raise ConfigError(f"test set {str(path)!r} does not exist")
     if path.is_dir():
-        for name in ("manifest.parquet", "manifest.csv"):
-            if (path / name).is_file() and ((path / "degrade.json").is_file() or (path / "lq").is_dir()):
-                ts = _read_manifest(path / name)
-                break
-        else:
-            ts = _read_folder(path)
+        manifest = _degrade_manifest(path)
+        ts = _read_manifest(manifest) if manifest is not None else _read_folder(path)
     elif path.suffix.lower() in (".parquet", ".csv"):
         ts = _read_manifest(path)
     elif is_image_name(path):

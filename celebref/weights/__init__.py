@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from .catalogue import KINDS, REGISTRY, WeightFile, as_dict, entries, get
 from .checkpoint import load_torch_checkpoint, unwrap_state_dict
-from .integrity import BAD_HASH, MISSING, PRESENT, UNVERIFIED, WeightStatus, file_sha256, status
+from .integrity import BAD_HASH, MISSING, NOT_A_FILE, PRESENT, UNVERIFIED, WeightStatus, file_sha256, kind_problem, status
 from .locations import default_path, env_var, home, is_offline, read_overrides, resolve, set_override, weights_dir
 from .messages import MissingWeight, WeightsUnavailableError, instructions
 from .store import (
@@ -39,7 +39,7 @@ from .store import (
 __all__ = [
     "KINDS", "REGISTRY", "WeightFile", "as_dict", "entries", "get",
     "load_torch_checkpoint", "unwrap_state_dict",
-    "BAD_HASH", "MISSING", "PRESENT", "UNVERIFIED", "WeightStatus", "file_sha256", "status",
+    "BAD_HASH", "MISSING", "NOT_A_FILE", "PRESENT", "kind_problem", "UNVERIFIED", "WeightStatus", "file_sha256", "status",
     "default_path", "env_var", "home", "is_offline", "read_overrides", "resolve", "set_override", "weights_dir",
     "MissingWeight", "WeightsUnavailableError", "instructions",
     "ALLOW_UNVERIFIED_ENV", "UnverifiedWeightWarning", "allow_unverified", "allowing_unverified", "check_available",

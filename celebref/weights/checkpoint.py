@@ -83,16 +83,21 @@ def load_torch_checkpoint(name_or_path: str | os.PathLike, allow_unverified: boo
         path = weight_path(name_or_path, allow_unverified=allow_unverified)
     else:
         path = Path(name_or_path)
-        if not path.is_file():
+        if not path.exists():
             raise WeightError(f"checkpoint {str(path)!r} does not exist")
+        if not path.is_file():
+            raise WeightError(f"checkpoint {str(path)!r} is not a regular file (a folder, FIFO or device); "
+                              "give the checkpoint file itself")
     if path.suffix.lower() == ".safetensors":
         from safetensors.torch import load_file
 
         try:
-            return dict(load_file(str(path), device="cpu"))
+            tensors = dict(load_file(str(path), device="cpu"))
         except Exception as e:  # noqa: BLE001 - any parse failure is a bad file
             raise _invalid(path, f"not a readable safetensors file ({str(e).splitlines()[0] if str(e) else type(e).__name__})",
                            entry) from None
+        refuse_non_finite(tensors, path)
+        return tensors
     import torch
 
     try:
@@ -109,7 +114,40 @@ def load_torch_checkpoint(name_or_path: str | os.PathLike, allow_unverified: boo
         raise _invalid(path, _format_problem(path) or f"unreadable data ({_first_line(e)})", entry) from None
     if not isinstance(obj, dict):
         raise WeightError(f"checkpoint {str(path)!r} holds a {type(obj).__name__}, expected a dict")
+    refuse_non_finite(obj, path)
     return obj
+
+
+def _tensors(obj: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
+    """``(dotted key, tensor)`` of every tensor in nested dicts/lists/tuples."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        yield prefix or "<root>", obj
+    elif isinstance(obj, Mapping):
+        for k, v in obj.items():
+            yield from _tensors(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            yield from _tensors(v, f"{prefix}[{i}]")
+
+
+def refuse_non_finite(obj: Any, path: str | os.PathLike) -> None:
+    """Raise :class:`WeightError` when a floating-point tensor of the loaded checkpoint ``obj`` holds NaN or
+    infinite values: such weights restore black or garbage images "successfully", so they are refused at load."""
+    import torch
+
+    bad: list[tuple[str, int, int]] = []
+    for key, t in _tensors(obj):
+        if t.is_floating_point() or t.is_complex():
+            n = int(t.numel() - torch.isfinite(t).sum().item())
+            if n:
+                bad.append((key, n, t.numel()))
+    if bad:
+        key, n, total = bad[0]
+        raise WeightError(f"checkpoint {str(path)!r} holds non-finite values (NaN or inf) in {len(bad)} tensor(s), "
+                          f"e.g. {key!r} ({n} of {total}); the file is damaged or comes from a diverged training: "
+                          "get a good copy (`celebref weights fetch NAME --force`, or point the weight at another file)")
 
 
 def _first_line(e: BaseException) -> str:

@@ -16,10 +16,12 @@ from typing import Any
 from ..errors import WeightError
 from ..fsutil import atomic_write_json, sha256_file
 from .catalogue import REGISTRY, WeightFile, get
-from .locations import home, resolve
+from .locations import home, kind_problem, resolve
 from .messages import instructions
 
 PRESENT, MISSING, BAD_HASH, UNVERIFIED = "present", "missing", "bad hash", "unverified"
+NOT_A_FILE = "not a file"  # a FIFO, a device, a socket, or a folder where a file is expected (never read: it may hang)
+
 
 _lock = threading.Lock()
 _hash_memo: dict[tuple[str, int, int], str] = {}
@@ -112,10 +114,12 @@ def _package_record_sha256(w: WeightFile, path: Path) -> str | None:
 
 
 def check(w: WeightFile, path: Path, full: bool) -> tuple[str, str]:
-    """Verify an existing path. ``full`` hashes folder members too."""
+    """Verify an existing path. ``full`` hashes folder members too. A path of the wrong kind (a FIFO, a device, a
+    folder for a file entry, ...) is :data:`NOT_A_FILE` and never read."""
+    wrong = kind_problem(w, path)
+    if wrong:
+        return NOT_A_FILE, wrong
     if w.is_folder:
-        if not path.is_dir():
-            return BAD_HASH, f"expected a folder, found a file at {path}"
         missing = [m for m in w.members if not (path / m).is_file()]
         if missing:
             return MISSING, f"folder {path} lacks {', '.join(missing)}"
@@ -129,8 +133,6 @@ def check(w: WeightFile, path: Path, full: bool) -> tuple[str, str]:
         if w.kind == "zip" and (path / ".celebref-source.json").is_file():
             return PRESENT, "extracted from the verified archive"
         return UNVERIFIED, "member files present; no published hashes for all of them"
-    if not path.is_file():
-        return BAD_HASH, f"expected a file, found a folder at {path}"
     size = path.stat().st_size
     if w.size is not None and size != w.size:
         return BAD_HASH, f"{path} has {size} bytes, expected {w.size}"

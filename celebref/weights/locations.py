@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..errors import WeightError
 from ..fsutil import atomic_write_json
-from .catalogue import get
+from .catalogue import WeightFile, get
 
 
 def home() -> Path:
@@ -81,6 +81,10 @@ def set_override(name: str, path: str | os.PathLike | None) -> Path:
         p = Path(path).expanduser().resolve()
         if not p.exists():
             raise WeightError(f"cannot point {name!r} at {str(p)!r}: no such file or folder")
+        wrong = kind_problem(get(name), p)
+        if wrong:
+            raise WeightError(f"cannot point {name!r} at {str(p)!r}: {wrong}; give the path of the weight "
+                              f"{'folder' if get(name).is_folder else 'file'} itself")
         data[name] = str(p)
     atomic_write_json(paths_json(), data)
     return paths_json()
@@ -125,3 +129,29 @@ def resolve(name: str) -> tuple[Path, str]:
 def is_override(source: str) -> bool:
     """Whether ``source`` (from :func:`resolve`) is the user's explicit choice of a local file."""
     return source in ("env", "paths.json")
+
+
+def kind_problem(w: WeightFile, path: Path) -> str:
+    """Why ``path`` is the wrong kind of thing for entry ``w`` ("" when it is a regular file for a file entry, a
+    folder for a folder entry). Never opens the path, so a FIFO or ``/dev/zero`` cannot hang the caller."""
+    import stat as _stat
+
+    try:
+        mode = path.stat().st_mode
+    except OSError as e:
+        return f"cannot read {path}: {e.strerror or e}"
+    if w.is_folder:
+        return "" if _stat.S_ISDIR(mode) else f"expected a folder, found {describe_kind(mode)} at {path}"
+    return "" if _stat.S_ISREG(mode) else f"expected a regular file, found {describe_kind(mode)} at {path}"
+
+
+def describe_kind(mode: int) -> str:
+    """"a folder", "a FIFO (named pipe)", "a character device", ... for an ``st_mode``."""
+    import stat as _stat
+
+    for test, text in ((_stat.S_ISDIR, "a folder"), (_stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (_stat.S_ISCHR, "a character device"), (_stat.S_ISBLK, "a block device"),
+                       (_stat.S_ISSOCK, "a socket"), (_stat.S_ISREG, "a regular file")):
+        if test(mode):
+            return text
+    return "a special file"

@@ -35,7 +35,7 @@ from typing import Iterable, Iterator, Mapping
 from ..errors import WeightError
 from ..fsutil import atomic_write_json
 from .catalogue import get
-from .integrity import BAD_HASH, MISSING, check, file_sha256, status
+from .integrity import BAD_HASH, MISSING, NOT_A_FILE, check, file_sha256, status
 from .locations import default_path, is_offline, is_override, resolve, weights_dir
 from .messages import MissingWeight, WeightsUnavailableError, instructions
 
@@ -147,8 +147,8 @@ def _problem(name: str, allow: bool | None) -> tuple[Path, str, str, str]:
     if not path.exists():
         return path, MISSING, f"expected at {path}", instructions(name)
     state, detail = _state(name, path)
-    if state == MISSING:
-        return path, MISSING, detail, instructions(name, detail)
+    if state in (MISSING, NOT_A_FILE):
+        return path, state, detail, instructions(name, detail)
     if state == BAD_HASH:
         allowed = allow_unverified() if allow is None else allow
         if is_override(source) or allowed:

@@ -114,6 +114,9 @@ def run(args: argparse.Namespace) -> Outcome:
     import pandas as pd
 
     from celebref.dataset import BuildConfig, build_dataset
+    from celebref.outdir import check_output
+
+    check_output(args.out, "build", [args.crawl])  # before anything is created; again under the build's lock
     from celebref.provenance import command_line
 
     opts = {k: getattr(args, k) for k in CHECK_OPTIONS}

@@ -48,12 +48,14 @@ def _jpeg(value: str) -> int | None:
 
 
 def _redraws(value: str) -> int:
+    from degradations.job import MAX_REDRAWS
+
     try:
         n = int(value)
     except ValueError:
-        raise argparse.ArgumentTypeError("an integer >= 0") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError("an integer >= 0")
+        raise argparse.ArgumentTypeError(f"an integer 0..{MAX_REDRAWS}") from None
+    if n < 0 or n > MAX_REDRAWS:
+        raise argparse.ArgumentTypeError(f"an integer 0..{MAX_REDRAWS}")
     return n
 
 
@@ -161,6 +163,7 @@ def run(args: argparse.Namespace):
     import pandas as pd
 
     from celebref.lock import lock_folder
+    from celebref.outdir import check_output
     from celebref.testset import read_hq_set
     from degradations.synthesize import Job, parse_grid, synthesize, synthesize_grid, untouched_summary
 
@@ -183,6 +186,7 @@ def run(args: argparse.Namespace):
         from degradations.whole_photo import whole_photo_options
 
         kwargs = whole_photo_options(job, kwargs)
+    check_output(args.out, "degrade", [args.input, inputs.root])  # before the lock creates the folder
     with lock_folder(args.out, command=command), engine:
         if grid is not None:
             table = synthesize_grid(inputs, args.out, job, grid, **kwargs)

@@ -67,6 +67,9 @@ def _fid_reference(args: argparse.Namespace) -> Path | None:
 
 
 def run(args: argparse.Namespace):
+    from celebref.outdir import check_output
+
+    check_output(args.out, "evaluate", [args.data, args.lq, args.gt])
     if getattr(args, "whole_photo", False):
         from celebref.app.whole_photo_eval import evaluate_command
         from celebref.device import resolve_device

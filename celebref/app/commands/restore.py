@@ -117,8 +117,12 @@ def whole_photo_batch_size(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace):
+    from celebref.outdir import check_output
+
     if getattr(args, "whole_photo", False):
         from celebref.app.whole_photo_cli import run_command
+
+        check_output(args.out, "restore", [args.input])
 
         whole_photo_batch_size(args)
         from celebref.weights import allowing_unverified
@@ -141,8 +145,10 @@ def run(args: argparse.Namespace):
     records = test_set.records
     common = dict(device=args.device, precision=args.precision, landmark_policy=args.landmark_policy)
     methods = [create_method(s, **common) for s in split_spec_list(args.methods)]
+    check_output(args.out, "restore", [args.input])  # before the lock creates the folder; again under it
     allow = allowing_unverified(True) if args.allow_unverified_weights else contextlib.nullcontext()
     with allow, lock_folder(args.out, command=command_line()):
+        check_output(args.out, "restore", [args.input])  # again under the lock
         engine = method_engine(args, methods[0].device if methods else args.device)
         runner = RestoreRunner(args.out, batch_size=args.batch_size, landmark_source=args.landmark_source, engine=engine)
         # all weights checked before any work starts: one message lists every missing file

@@ -7,7 +7,11 @@ import json
 import sys
 
 from celebref import weights as W
+from celebref.app.outcome import EXIT_USAGE
 from celebref.errors import WeightError
+
+#: exit status when the command ran but something asked for is missing or bad (the documented "not all done")
+EXIT_NOT_DONE = 3
 
 
 def register(subparsers) -> None:
@@ -16,10 +20,11 @@ def register(subparsers) -> None:
         help="list, fetch, verify and locate model weights",
         description="Model weights: where they come from, their licences, and their local status. "
                     "Cache: $CELEBREF_HOME/weights (default: the user cache dir). Any weight can be "
-                    "pointed at a local copy with CELEBREF_WEIGHT_<NAME>=PATH or `weights path NAME --set PATH`.",
+                    "pointed at a local copy with CELEBREF_WEIGHT_<NAME>=PATH or 'celebref weights path NAME --set PATH'. "
+                    "Exit status: 0 done, 3 a weight is missing or bad, 2 usage error.",
     )
     sub = p.add_subparsers(dest="weights_command", metavar="ACTION")
-    p.set_defaults(func=lambda a: (p.print_help(), 1)[1])
+    p.set_defaults(func=lambda a: (p.print_help(), EXIT_USAGE)[1])
 
     q = sub.add_parser("list", help="every declared file with its status, licence, users, source and sha256")
     q.add_argument("--json", action="store_true", help="machine-readable output")
@@ -34,7 +39,7 @@ def register(subparsers) -> None:
     q.add_argument("--force", action="store_true", help="download again even if present")
     q.set_defaults(func=_fetch)
 
-    q = sub.add_parser("verify", help="check sizes and sha256 of every present file (exit 1 if any is bad)")
+    q = sub.add_parser("verify", help="check sizes and sha256 of every present file (exit 3 if any is bad)")
     q.add_argument("names", nargs="*", metavar="NAME")
     q.set_defaults(func=_verify)
 
@@ -126,7 +131,7 @@ def _fetch(args: argparse.Namespace) -> int:
             print(f"{n}: {e}", file=sys.stderr)
     if failed:
         print(f"{failed} of {len(names)} weights are not available (instructions above)", file=sys.stderr)
-    return 1 if failed else 0
+    return EXIT_NOT_DONE if failed else 0
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -137,10 +142,10 @@ def _verify(args: argparse.Namespace) -> int:
         if st.state == W.MISSING:
             continue
         present += 1
-        bad += st.state == W.BAD_HASH
+        bad += st.state in (W.BAD_HASH, W.NOT_A_FILE)
         print(f"{n}: {st.state}" + (f" ({st.detail})" if st.detail else "") + f"  {st.path}")
     print(f"{present} present, {bad} bad")
-    return 1 if bad else 0
+    return EXIT_NOT_DONE if bad else 0
 
 
 def _path(args: argparse.Namespace) -> int:
@@ -153,7 +158,12 @@ def _path(args: argparse.Namespace) -> int:
     path, source = W.resolve(args.name)
     print(path)
     if not path.exists():
-        print(f"(missing; source: {source}. `celebref weights fetch {args.name}` or see `celebref weights list`)",
+        print(f"(missing; source: {source}. 'celebref weights fetch {args.name}' or see 'celebref weights list')",
               file=sys.stderr)
-        return 1
+        return EXIT_NOT_DONE
+    wrong = W.kind_problem(W.get(args.name), path)
+    if wrong:
+        print(f"(unusable: {wrong}; point it at the weight file itself: 'celebref weights path {args.name} --set PATH')",
+              file=sys.stderr)
+        return EXIT_NOT_DONE
     return 0
