@@ -56,7 +56,8 @@ METHODS.register("lq", "baselines.classical:LQMethod",
                  description="the degraded input as given (no restoration)",
                  tags=("classical",))
 METHODS.register("bicubic", "baselines.classical:BicubicMethod",
-                 description="native-resolution LQ upsampled with OpenCV bicubic (INTER_CUBIC)",
+                 description=("native-resolution LQ upsampled with OpenCV bicubic (INTER_CUBIC); "
+                              "the LQ itself where there is no native LQ (recorded)"),
                  tags=("classical",))
 
 

@@ -93,34 +93,18 @@ def network_state_dict(checkpoint: dict) -> dict[str, torch.Tensor]:
     return out
 
 
-class _Inert:
-    """Stands in for a class or function a checkpoint names outside the tensors (a Lightning checkpoint's
-    hyper-parameter and callback objects): it is built from its arguments and state, and does nothing."""
-
-    def __init__(self, *args, **kwargs):
-        self.args, self.kwargs = args, kwargs
-
-    def __setstate__(self, state):
-        self.state = state
-
-
-def _stand_ins(path: str | Path) -> list[tuple[type, str]]:
-    """One inert stand-in per non-tensor global the checkpoint names (listed without unpickling it)."""
-    names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-    return [(type(name.rpartition(".")[2] or "Inert", (_Inert,), {}), name) for name in names]
-
-
 def load_adaface(path: str | Path, device: str | torch.device = "cpu") -> AdaFaceIR50:
     """The IR-50 network with the checkpoint at ``path``, eval mode, on ``device``. Read with
     ``weights_only=True``; classes and functions the file names besides tensors (Lightning's hyper-parameters,
-    callbacks) are never imported or run: each is replaced by an inert stand-in (:class:`_Inert`), and only
-    ``state_dict`` is used."""
+    callbacks) are never imported or run: each is replaced by an inert stand-in
+    (:func:`celebref.weights.load_torch_checkpoint` with ``inert_globals=True``), and only ``state_dict`` is used;
+    a file with non-finite tensors is refused."""
+    from celebref.weights import load_torch_checkpoint
+
     try:
-        with torch.serialization.safe_globals(_stand_ins(path)):
-            ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file becomes one clear line
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise WeightError(f"cannot read the AdaFace checkpoint {path}: {first}") from None
+        ckpt = load_torch_checkpoint(Path(path), inert_globals=True)
+    except WeightError as exc:
+        raise WeightError(f"cannot read the AdaFace checkpoint: {exc}") from None
     net = AdaFaceIR50()
     sd = network_state_dict(ckpt)
     ours = net.state_dict()

@@ -125,12 +125,14 @@ def test_checkpoint_layout_loads_unchanged(net, tmp_path, meta, arrays, inputs):
     assert np.abs(f[0] - arrays["feature_f64"][0]).max() <= meta["tolerances"]["feature_atol"]
 
 
-def test_bad_checkpoints_give_one_line(tmp_path):
+def test_bad_checkpoints_give_clear_errors(tmp_path):
+    """A file that is no checkpoint gets the weight store's standard message (size and sha256, "truncated
+    download?"), prefixed by what was being read; files of the wrong layout get one line each."""
     bad = tmp_path / "bad.ckpt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(WeightError, match="cannot read the AdaFace checkpoint") as e:
+    with pytest.raises(WeightError, match=r"cannot read the AdaFace checkpoint: .*not a valid checkpoint \(truncated download\?\)") as e:
         load_adaface(bad)
-    assert "\n" not in str(e.value)
+    assert str(bad) in str(e.value) and "16 bytes" in str(e.value)
     other = tmp_path / "other.ckpt"
     torch.save({"state_dict": {"encoder.weight": torch.zeros(1)}}, other)
     with pytest.raises(WeightError, match="no 'model.' keys"):

@@ -177,7 +177,7 @@ def test_gfpgan_release_checkpoint_keys(monkeypatch):
         m = RestoreFormerMethod()
         m.load()
         assert torch.equal(m.net.quantize.embedding.weight, sd["quantize.embedding.weight"])
-    monkeypatch.setattr(store, "load_torch_checkpoint", lambda name: {"state_dict": sd})
+    monkeypatch.setattr(store, "load_torch_checkpoint", lambda name, **kw: {"state_dict": sd})
     with pytest.raises(WeightError, match="neither 'params_ema' nor 'params'"):
         RestoreFormerMethod().load()
     pp = RestoreFormerNet(RESTOREFORMER_PP).state_dict()  # RF++ weights do not fit RestoreFormer
@@ -194,7 +194,7 @@ def test_lightning_checkpoint_loading(monkeypatch):
     ckpt = {"epoch": 3, "state_dict": {**{f"vqvae.{k}": v for k, v in sd.items()},
                                        "loss.discriminator.main.0.weight": torch.zeros(2)}}
     assert list(lightning_network_state(ckpt, "x")) == list(sd)
-    monkeypatch.setattr(store, "load_torch_checkpoint", lambda name: ckpt)
+    monkeypatch.setattr(store, "load_torch_checkpoint", lambda name, **kw: ckpt)
     m = RestoreFormerPPMethod()
     m.load()
     assert torch.equal(m.net.decoder.up[4].attn[0].q.weight, sd["decoder.up.4.attn.0.q.weight"])
@@ -202,7 +202,7 @@ def test_lightning_checkpoint_loading(monkeypatch):
     with pytest.raises(WeightError, match="1 missing keys \\(post_quant_conv.bias\\)"):
         RestoreFormerPPMethod().load()
     for bad, msg in (({"params_ema": sd}, "no 'state_dict'"), ({"state_dict": dict(sd)}, "no 'vqvae.' entries")):
-        monkeypatch.setattr(store, "load_torch_checkpoint", lambda name, bad=bad: bad)
+        monkeypatch.setattr(store, "load_torch_checkpoint", lambda name, bad=bad, **kw: bad)
         with pytest.raises(WeightError, match=msg):
             RestoreFormerPPMethod().load()
 

@@ -607,3 +607,33 @@ def test_restore_flag_allow_unverified_weights_is_recorded(home, tmp_path, monke
     assert run["allow_unverified_weights"] is True
     assert [(u["name"], u["sha256"]) for u in run["unverified_weights"]] == [
         ("t-unv2", hashlib.sha256(b"synthetic checkpoint").hexdigest())]
+
+
+class _CallbackState:
+    """A class a Lightning checkpoint names beside its tensors (a callback's state)."""
+
+    built = 0
+
+    def __setstate__(self, state):
+        type(self).built += 1
+        self.__dict__.update(state)
+
+
+def test_lightning_checkpoints_load_with_inert_stand_ins_only_when_asked(tmp_path):
+    """Lightning files pickle hyper-parameters and callbacks beside the tensors: refused by default
+    (weights_only), loaded with ``inert_globals=True`` without ever importing or running those classes."""
+    import argparse
+
+    import torch
+
+    from celebref.weights import load_torch_checkpoint
+
+    path = tmp_path / "model.ckpt"
+    torch.save({"state_dict": {"model.w": torch.ones(2)}, "hyper_parameters": argparse.Namespace(arch="ir_50"),
+                "callbacks": {"ModelCheckpoint": _CallbackState()}}, path)
+    with pytest.raises(WeightError, match="refusing to load"):
+        load_torch_checkpoint(path)
+    _CallbackState.built = 0
+    ckpt = load_torch_checkpoint(path, inert_globals=True)
+    assert _CallbackState.built == 0 and type(ckpt["callbacks"]["ModelCheckpoint"]) is not _CallbackState
+    assert torch.equal(ckpt["state_dict"]["model.w"], torch.ones(2))

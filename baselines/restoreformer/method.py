@@ -79,5 +79,5 @@ class RestoreFormerPPMethod(AlignedFaceMethod):
     def load(self) -> None:
         from celebref import weights as store
 
-        ckpt = store.load_torch_checkpoint(self.weight_name)
+        ckpt = store.load_torch_checkpoint(self.weight_name, inert_globals=True)  # Lightning: hparams are objects
         self._build(lightning_network_state(ckpt, self.weight_name), f"{self.weight_name} [state_dict, vqvae.*]")

@@ -3,6 +3,7 @@ and a clear message for a file that is not a checkpoint at all (truncated downlo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import zipfile
@@ -24,6 +25,29 @@ class _NoGlobals(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:  # noqa: ARG002
         raise pickle.UnpicklingError("globals are not allowed here")
+
+
+class _Inert:
+    """Stands in for a class or function a checkpoint names besides its tensors (a Lightning checkpoint's
+    hyper-parameter and callback objects): built from its arguments and state, it does nothing."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        self.args, self.kwargs = args, kwargs
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+
+def _inert_globals(path: Path) -> contextlib.AbstractContextManager:
+    """``torch.serialization.safe_globals`` with one inert stand-in per non-tensor global the file names (listed
+    without unpickling it): the file's own classes are never imported or run."""
+    import torch
+
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    except Exception:  # noqa: BLE001 - not a zip checkpoint: torch.load below says what it is
+        return contextlib.nullcontext()
+    return torch.serialization.safe_globals([(type(n.rpartition(".")[2] or "Inert", (_Inert,), {}), n) for n in names])
 
 
 def _format_problem(path: Path) -> str | None:
@@ -68,13 +92,16 @@ def _invalid(path: Path, reason: str, entry: WeightFile | None) -> WeightError:
     return WeightError(invalid_checkpoint_message(path, reason, entry, actual))
 
 
-def load_torch_checkpoint(name_or_path: str | os.PathLike, allow_unverified: bool | None = None) -> dict:
+def load_torch_checkpoint(name_or_path: str | os.PathLike, allow_unverified: bool | None = None,
+                          inert_globals: bool = False) -> dict:
     """Load a checkpoint safely: ``torch.load(weights_only=True, map_location="cpu")``, or safetensors
     for ``*.safetensors``; by store name (verified by :func:`~celebref.weights.weight_path`, which
     ``allow_unverified`` is passed to) or by path.
 
     Never unpickles arbitrary objects: a file that needs them raises :class:`WeightError` ("refusing to
-    load"). A file that is not a checkpoint at all (empty, truncated, an HTML page) raises
+    load"), unless ``inert_globals`` (Lightning checkpoints, whose hyper-parameters and callbacks are pickled
+    objects beside the tensors): each such class or function is then replaced by an inert stand-in that is never
+    imported or run, and only the tensors are meant to be used. A file that is not a checkpoint at all (empty, truncated, an HTML page) raises
     :class:`WeightError` "... is not a valid checkpoint (truncated download?)" with its size, its sha256
     and the expected ones. Returns the loaded mapping as is (see :func:`unwrap_state_dict`)."""
     entry = None
@@ -101,7 +128,8 @@ def load_torch_checkpoint(name_or_path: str | os.PathLike, allow_unverified: boo
     import torch
 
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        with _inert_globals(path) if inert_globals else contextlib.nullcontext():
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         problem = _format_problem(path)
         if problem is not None:
