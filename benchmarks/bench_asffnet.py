@@ -3,6 +3,7 @@
     python benchmarks/bench_asffnet.py --official /path/to/ASFFNet512          # ratio ours / official
     python benchmarks/bench_asffnet.py                                          # ours only
     python benchmarks/bench_asffnet.py --official ... --repeats 5 --threads 2 --json out.json
+    python benchmarks/bench_asffnet.py --landmarks dlib     # our LQ landmarks vs FAN's and their effect (no network)
 
 The official code is never part of this project: pass a checkout (e.g. fetched from GitHub); it is imported
 unmodified, with the same environment shims as the golden (``face_alignment`` replaced by a stub returning the
@@ -108,6 +109,52 @@ def _random_state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
     return sd
 
 
+def landmark_study(mini: Path, backend: str) -> dict:
+    """How far ``backend``'s 68 points on each degraded celebref-mini face (the golden's LQ recipe) are from the
+    fixture's FAN points of the HQ original, and what that does to ASFFNet's geometry: the reference chosen from the
+    identity's other faces (same as with FAN's points? else FAN's rank of it), the warp grid (displacement in
+    feature pixels over the face box, with FAN's choice) and the landmark mask (IoU)."""
+    import cv2
+
+    from baselines.asffnet.selection import select_reference
+    from baselines.asffnet.warp import landmark_mask, mls_affine_positions
+    from celebref.face import get_backend
+
+    be = get_backend(backend)
+    rows = []
+    for ident_dir in sorted(p for p in (mini / "hq").iterdir() if p.is_dir()):
+        names = sorted(p.name for p in ident_dir.glob("*.png"))
+        fan_all = {n: np.loadtxt(mini / "landmarks" / ident_dir.name / f"{n}.txt") for n in names}
+        for n in names:
+            img = cv2.imread(str(ident_dir / n), cv2.IMREAD_COLOR)
+            lq = cv2.resize(cv2.resize(img, (128, 128), interpolation=cv2.INTER_AREA), (512, 512), interpolation=cv2.INTER_CUBIC)
+            found = be.detect_landmarks68(cv2.cvtColor(lq, cv2.COLOR_BGR2RGB))
+            if found is None:
+                rows.append(None)
+                continue
+            fan, others = fan_all[n], [m for m in names if m != n]
+            err = np.linalg.norm(found - fan, axis=1)
+            i_fan, s_fan = select_reference(fan, [fan_all[m] for m in others])
+            i_be, _ = select_reference(found, [fan_all[m] for m in others])
+            ref = fan_all[others[i_fan]]
+            disp = np.linalg.norm(mls_affine_positions(ref[17:] / 4, fan[17:] / 4, 128)
+                                  - mls_affine_positions(ref[17:] / 4, found[17:] / 4, 128), axis=0)
+            (x0, y0), (x1, y1) = (fan.min(0) / 4).astype(int), (fan.max(0) / 4).astype(int)
+            m1, m2 = landmark_mask(fan) > 0, landmark_mask(found) > 0
+            rows.append({"mean_px": err.mean(), "mean_px_17_67": err[17:].mean(), "nme": err.mean() / np.linalg.norm(fan[36] - fan[45]),
+                         "rank": int(np.argsort(np.argsort(s_fan))[i_be]) + 1, "disp": disp[y0:y1, x0:x1].mean(),
+                         "disp_max": disp[y0:y1, x0:x1].max(), "iou": (m1 & m2).sum() / (m1 | m2).sum()})
+    ok = [r for r in rows if r is not None]
+    ranks = [r["rank"] for r in ok]
+    return {"backend": backend, "images": len(rows), "detected": len(ok),
+            "mean_px": float(np.mean([r["mean_px"] for r in ok])), "mean_px_points_17_67": float(np.mean([r["mean_px_17_67"] for r in ok])),
+            "nme_mean": float(np.mean([r["nme"] for r in ok])), "nme_worst": float(np.max([r["nme"] for r in ok])),
+            "same_reference_as_fan": int(sum(r == 1 for r in ranks)), "fan_rank_of_choice": {str(k): ranks.count(k) for k in sorted(set(ranks))},
+            "warp_displacement_feature_px_mean": float(np.mean([r["disp"] for r in ok])),
+            "warp_displacement_feature_px_max": float(np.max([r["disp_max"] for r in ok])),
+            "mask_iou_mean": float(np.mean([r["iou"] for r in ok]))}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--official", type=Path, help="a checkout of csxmli2016/ASFFNet512 (omit: time ours only)")
@@ -115,10 +162,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--landmarks", metavar="BACKEND", help="instead: compare BACKEND's LQ landmarks with FAN's (landmark_study)")
     args = ap.parse_args(argv)
     if not (args.mini / "hq" / IDENTITY).is_dir():
         print(f"error: celebref-mini not found at {args.mini} (--mini)", file=sys.stderr)
         return 2
+    if args.landmarks:
+        study = landmark_study(args.mini, args.landmarks)
+        print(json.dumps(study, indent=1))
+        if args.json:
+            args.json.write_text(json.dumps(study, indent=1) + "\n")
+        return 0
     if args.official is not None and not (args.official / "models" / "ASFFNet.py").is_file():
         print(f"error: {args.official} is not an ASFFNet512 checkout (no models/ASFFNet.py)", file=sys.stderr)
         return 2

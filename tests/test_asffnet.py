@@ -124,8 +124,18 @@ def test_registry_entry_and_params() -> None:
 def tiny_method() -> ASFFNetMethod:
     torch.manual_seed(0)
     net = ASFFNet()
-    for name, t in net.state_dict().items():  # any finite weights: these tests are about the plumbing
-        t.copy_(torch.rand_like(t) * 0.05 if not name.endswith(("_u", "_v")) else torch.ones_like(t) / t.numel() ** 0.5)
+    sd = net.state_dict()
+    for name, t in sd.items():  # any finite, stable weights: these tests are about the plumbing
+        if not name.endswith(("_u", "_v")):
+            t.copy_(torch.randn_like(t) * 0.02)
+    for name in [k[: -len("_orig")] for k in sd if k.endswith("weight_orig")]:
+        w = sd[name + "_orig"].reshape(sd[name + "_orig"].shape[0], -1)
+        v = torch.nn.functional.normalize(torch.randn(w.shape[1]), dim=0)
+        for _ in range(30):  # power iteration: sigma is the spectral norm, so W / sigma has gain <= 1
+            u = torch.nn.functional.normalize(w @ v, dim=0)
+            v = torch.nn.functional.normalize(w.T @ u, dim=0)
+        sd[name + "_v"].copy_(v)
+        sd[name + "_u"].copy_(torch.nn.functional.normalize(w @ v, dim=0))
     return ASFFNetMethod.from_network(net)
 
 
