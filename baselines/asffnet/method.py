@@ -42,6 +42,7 @@ from baselines.base import (
     STATUS_SKIPPED,
     RestoreItem,
     RestoreResult,
+    as_rgb_uint8,
 )
 from baselines.dmdnet.method import from_dmdnet_tensor, to_dmdnet_tensor
 from baselines.landmark_method import LandmarkMethod, scale_landmarks
@@ -67,14 +68,13 @@ def _check_landmarks(lm: Any) -> tuple[np.ndarray | None, str]:
     return a, ""
 
 
-def _tensor_512(img: np.ndarray, lm: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
-    """(1, 3, 512, 512) tensor and the landmarks on it (scaled when the image was upsized); raises ValueError
-    for an image that does not become 512x512."""
-    t = to_tensor(img)
-    if t.shape[-2:] != (SIZE, SIZE):
+def _landmarks_512(img: np.ndarray, lm: np.ndarray) -> np.ndarray:
+    """The landmarks on the image as the network sees it (scaled when the official recipe upsizes it); raises
+    ValueError for an image that is not RGB/grey uint8 or does not become 512x512 (checked without converting it)."""
+    shape = as_rgb_uint8(img).shape
+    if min(shape[:2]) >= SIZE and shape[:2] != (SIZE, SIZE):
         raise ValueError(f"ASFFNet takes {SIZE}x{SIZE} aligned faces, got {tuple(np.shape(img))}")
-    shape = np.shape(img)
-    return t, (scale_landmarks(lm, shape, SIZE) if shape[:2] != (SIZE, SIZE) else lm)
+    return scale_landmarks(lm, shape, SIZE) if shape[:2] != (SIZE, SIZE) else lm
 
 
 @dataclass
@@ -159,12 +159,12 @@ class ASFFNetMethod(LandmarkMethod):
         if lm is None:
             status = STATUS_NO_FACE if why.startswith("no face") else STATUS_LANDMARKS_REJECTED
             return self._landmark_failure(item, status, why)
-        lq, lq_lm = _tensor_512(item.image, lm)
+        lq_lm = _landmarks_512(item.image, lm)
         usable, dropped = self._references(item)
-        candidates, tensors = [], {}
+        candidates, ref_lms = [], {}
         for j, img, rlm in usable:
             try:
-                tensors[j] = _tensor_512(img, rlm)
+                ref_lms[j] = _landmarks_512(img, rlm)
                 candidates.append(j)
             except Exception as e:  # noqa: BLE001 - one bad reference is left out, not fatal
                 dropped = "; ".join(filter(None, [dropped, f"ref {j + 1}: {type(e).__name__}: {e}"]))
@@ -175,14 +175,15 @@ class ASFFNetMethod(LandmarkMethod):
                 return RestoreResult(item.id, None, STATUS_SKIPPED if missing else STATUS_LANDMARKS_REJECTED, why)
             return RestoreResult(item.id, np.array(item.image, copy=True), STATUS_FALLBACK_INPUT,
                                  f"{why} (policy {self.landmark_policy!r}: {self.no_generic_reason}, so the input is copied)")
-        k, scores = select_reference(lq_lm, [tensors[j][1] for j in candidates], self.params["selection"])
+        k, scores = select_reference(lq_lm, [ref_lms[j] for j in candidates], self.params["selection"])
         j = candidates[k]
         total = len(item.references.images) if item.references is not None else 0
         note = f"reference {j + 1}/{total} (score {scores[k]:.4f}); LQ landmarks: {source}"
         if dropped:
             note += f"; left out: {dropped}"
-        ref, ref_lm = tensors[j]
-        return _Prepared(i, lq, lq_lm, ref, ref_lm, note)
+        assert item.references is not None  # there are >= 2 candidates
+        # only the chosen reference is converted, as the official script reads only that one
+        return _Prepared(i, to_tensor(item.image), lq_lm, to_tensor(item.references.images[j]), ref_lms[j], note)
 
     # -- running ---------------------------------------------------------------------------------
     def _forward(self, batch: list[_Prepared]) -> list[np.ndarray]:
