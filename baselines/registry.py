@@ -35,6 +35,10 @@ METHODS.register("dmdnet-specific", "baselines.dmdnet.method:DMDNetSpecific",
                  description="DMDNet (Li et al., TPAMI 2022), specific restoration with identity references",
                  aliases=("dmd-specific",), params="baselines.params:DMDNetSpecificParams", weights=("dmdnet",),
                  tags=("network", "landmarks", "references"))
+METHODS.register("asffnet", "baselines.asffnet.method:ASFFNetMethod",
+                 description="ASFFNet-512 (Li et al., CVPR 2020), specific restoration guided by the best-matching reference",
+                 params="baselines.asffnet.params:ASFFNetParams", weights=("asffnet",),
+                 tags=("network", "landmarks", "references"))
 METHODS.register("dfdnet", "baselines.dfdnet.method:DFDNetMethod",
                  description="DFDNet (Li et al., ECCV 2020), multi-scale component dictionaries",
                  params="baselines.params:DFDNetParams", weights=("dfdnet-generator", "dfdnet-dictionary"),

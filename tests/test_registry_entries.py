@@ -27,7 +27,7 @@ from evaluation.registry import METRICS, create_metric, resolve_name
 
 def test_method_entries_match_their_classes():
     assert set(METHODS.names(source="celebref")) == {"dmdnet", "dmdnet-specific", "dfdnet", "gfpgan", "codeformer",
-                                                      "restoreformer", "restoreformer++", "lq", "bicubic"}
+                                                      "restoreformer", "restoreformer++", "lq", "bicubic", "asffnet"}
     for e in METHODS.entries(source="celebref"):
         cls = e.load()
         assert cls.name == e.name and cls.description == e.description and e.description

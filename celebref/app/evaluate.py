@@ -56,7 +56,7 @@ from celebref.journal import Journal
 from celebref.lock import lock_folder
 from celebref.provenance import command_line, now, versions
 from celebref.tabular import write_table
-from celebref.testset import InputRecord
+from celebref.testset import InputRecord, reference_files
 from celebref.weights import allowing_unverified
 
 DEG_FACTORS = ("blur_sigma", "scale", "noise_sigma", "jpeg_quality")
@@ -228,6 +228,8 @@ def _evaluate(records: list[InputRecord], data_info: dict, cfg: EvalConfig) -> E
             for f in DEG_FACTORS:
                 if f in rec.extra:
                     row["deg_" + f] = rec.extra[f]
+            if run.method.needs_references:
+                row.update(reference_columns(rec))
             rows.append(row)
     runner.finish()
 
@@ -332,6 +334,19 @@ def _features(engine: Engine, m, cfg: EvalConfig, paths: list[str], batch: int, 
         if is_inline(engine):
             clock.merge(close_metric_worker())
     return acc
+
+
+def reference_columns(rec: InputRecord) -> dict[str, object]:
+    """What a reference-based method was given for ``rec`` (per_image columns, so that methods compared in the
+    specific setting provably saw the same references): ``reference_dir``, ``n_references`` and ``references``
+    (the image file names, ``;``-joined, in the order the methods receive them: sorted, those with landmarks)."""
+    if rec.ref_dir is None:
+        return {"reference_dir": "", "n_references": 0, "references": ""}
+    try:
+        pairs = reference_files(rec.ref_dir, rec.ref_landmark_dir)
+    except ConfigError:
+        pairs = []
+    return {"reference_dir": str(rec.ref_dir), "n_references": len(pairs), "references": ";".join(p.name for p, _ in pairs)}
 
 
 def _fid_reference(engine: Engine, metric, records: list[InputRecord], cfg: EvalConfig, batch: int, clock: StageClock):

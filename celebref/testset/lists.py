@@ -3,6 +3,10 @@
 * ``GenericLists.txt``: one LQ image path per line.
 * ``SpecificLists.txt``: ``LQ<TAB>RefDir<TAB>RefLandmarkDir`` per line (references: the images of ``RefDir``
   whose landmark file ``RefLandmarkDir/<image name>.txt`` exists).
+* csxmli2016/ASFFNet512's ``TestLists.txt`` has the same line format (``LQ<TAB>HQReferences/<id><TAB>
+  HQReferences_Landmarks/<id>``, landmark files ``<image name>.txt`` of ``x y`` lines, e.g. ``o1.png.txt``) and is read
+  by the same rules, so it works as shipped from the ASFFNet root (``main_test.py`` strips each line and splits on
+  tabs exactly like this).
 
 Reading rules:
 

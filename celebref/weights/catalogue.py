@@ -86,6 +86,14 @@ _ENTRIES: tuple[WeightFile, ...] = (
         homepage="https://github.com/csxmli2016/DMDNet",
     ),
     WeightFile(
+        name="asffnet", filename="ASFFNet512.pth",
+        urls=("https://drive.google.com/file/d/13kjKkS6SQjiVYSxD4HfUhIiYv_oNGHsD/view?usp=sharing",
+              "https://pan.baidu.com/s/1hGT0FgEwrzFvJUzs4CdLMA?pwd=iufd (extraction code iufd)"), manual=True,
+        licence="CC BY-NC-SA 4.0 (the repository's licence; CelebRef-HQ training data: non-commercial research only)",
+        noncommercial=True, homepage="https://github.com/csxmli2016/ASFFNet512",
+        notes="checkpoints/ASFFNet512.pth, loaded as torch.load(...)['params'] (strict); sha256 and size not published",
+    ),
+    WeightFile(
         name="dfdnet-generator", filename="latest_net_G.pth",
         urls=(_DFDNET_DRIVE, _DFDNET_BAIDU), manual=True,
         licence="CC BY-NC-SA 4.0", noncommercial=True,
