@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="skip (and record) methods and metrics whose weight files are missing instead of failing "
                         "(the run then exits with status 3 unless --fail-on says otherwise)")
     p.add_argument("--out", required=True, type=Path, help="run folder")
+    p.add_argument("--no-save-images", dest="save_images", action="store_false",
+                   help="metric-only run: score the restored images in memory without writing restored/ PNGs "
+                        "(a rerun restores again; metric values are still journalled by content)")
     p.add_argument("--whole-photo", action="store_true", help="--data holds whole photos (e.g. degrade --whole-photo): "
                    "restore --whole-photo, then NIQE per photo paired by photo id (celebref.app.whole_photo)")
     p.add_argument("--identity-refs", default=None, metavar="DIR",
@@ -67,11 +70,13 @@ def run(args: argparse.Namespace):
         skip_unavailable=args.skip_unavailable, fid_reference=args.fid_reference, argv=sys.argv[1:],
         allow_unverified_weights=args.allow_unverified_weights,
         engine=method_engine(args, resolve_device(args.device)),
+        save_images=args.save_images, metrics_explicit=bool(args.metrics),
     )
     result = evaluate(test_set.records, test_set.info, cfg)
     for s in result.skipped:
         print(f"skipped {s['kind']} {s['name']}: {s['reason']}", file=sys.stderr)
-    print(f"evaluated {len(test_set.records)} image(s); results in {args.out}", file=sys.stderr)
+    print(f"evaluated {len(test_set.records)} image(s); results in {args.out} ({result.counts.get('decoded', 0)} "
+          f"file(s) decoded, {result.counts.get('encoded', 0)} output(s) encoded)", file=sys.stderr)
     print("stages (seconds, summed over threads and workers): "
           + ", ".join(f"{k} {v:.2f} s" for k, v in result.stages.items()), file=sys.stderr)
     print_summary(result.summary, profile=args.profile)
