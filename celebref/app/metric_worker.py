@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 
 from celebref.engine import describe_error
 
@@ -49,8 +48,10 @@ class MetricSpec:
         return create_metric(self.name, device=self.device, profile=self.profile).load()
 
 
-def stack(arrays: list[np.ndarray]) -> torch.Tensor:
-    """uint8 RGB HWC arrays -> one uint8 ``(N, 3, H, W)`` tensor (the metric input convention)."""
+def stack(arrays: list[np.ndarray]) -> Any:
+    """uint8 RGB HWC arrays -> one uint8 ``(N, 3, H, W)`` torch tensor (the metric input convention)."""
+    import torch
+
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
@@ -75,12 +76,15 @@ def _labels(outs: list[dict[str, Any]]) -> list[str]:
 def score_per_image(metrics: Sequence[Any], outs: list[dict[str, Any]], gts: list[Any],
                     need: list[dict[str, set[str]]]) -> None:
     """Fill ``values`` / ``metric_reasons`` of each output (:class:`celebref.app.session.Output`) with every
-    per-image metric; an earlier output (``reused``) only with the metrics ``need`` lists for it."""
+    per-image metric; an earlier output (``reused``) only with the metrics ``need`` lists for it. The outputs of
+    every method of the batch go to the metric together (one call per image size: a per-image value never
+    depends on the batch it is computed in, and a metric that spreads a batch over the cores gets all of them)."""
+    labels = _labels(outs)
     for m in metrics:
         if m.dataset_level:
             continue
-        for label in _labels(outs):
-            sel = []
+        groups: dict[tuple, list[tuple[int, str]]] = {}
+        for label in labels:
             for k, d in enumerate(outs):
                 o = d.get(label)
                 if o is None or o.image is None or (o.reused and m.name not in need[k].get(label, ())):
@@ -89,13 +93,9 @@ def score_per_image(metrics: Sequence[Any], outs: list[dict[str, Any]], gts: lis
                 if m.needs_reference and not isinstance(g, np.ndarray):
                     o.metric_reasons[m.name] = NO_GT if g is None else f"ground truth: {describe_error(g)}"
                     continue
-                sel.append(k)
-            shapes = [(outs[k][label].image.shape, gts[k].shape if m.needs_reference else None) for k in sel]
-            groups: dict[tuple, list[int]] = {}
-            for k, shape in zip(sel, shapes):
-                groups.setdefault(shape, []).append(k)
-            for idx in groups.values():
-                _score(m, [outs[k][label] for k in idx], [gts[k] for k in idx] if m.needs_reference else None)
+                groups.setdefault((o.image.shape, g.shape if m.needs_reference else None), []).append((k, label))
+        for idx in groups.values():
+            _score(m, [outs[k][label] for k, label in idx], [gts[k] for k, _ in idx] if m.needs_reference else None)
 
 
 def _score(m: Any, outputs: list[Any], gts: list[np.ndarray] | None) -> None:
