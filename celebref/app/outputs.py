@@ -135,4 +135,5 @@ class OutputWriter:
         return out
 
     def close(self) -> None:
-        self.pool.close()
+        """Wait for every write (a failed one is reported by :meth:`ready`, not raised)."""
+        self.pool.close(raise_errors=False)
