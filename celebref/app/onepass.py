@@ -91,6 +91,8 @@ class OnePass:
                 for r in self.runs}
         dataset = any(m.dataset_level for m in self.metrics)
         wants_gt = any(m.needs_reference for m in self.metrics)
+        # the ground truth of every record goes into a dataset-level metric's reference state
+        ref_state = any(m.dataset_level and m.needs_reference and m.name not in self.stored for m in self.metrics)
         jobs = []
         for rec in records:
             run, reuse = [], []
@@ -106,7 +108,8 @@ class OnePass:
                 missing = tuple(m.name for m in self.per_image if not self.metric_journals[(label, m.name)].has(rec.id, sha))
                 if missing or dataset:
                     reuse.append((label, str(self.out_dir / row["output_path"]), missing))
-            jobs.append(Job(rec, tuple(run), tuple(reuse), gt=wants_gt and rec.gt_path is not None and bool(run or reuse)))
+            jobs.append(Job(rec, tuple(run), tuple(reuse),
+                            gt=wants_gt and rec.gt_path is not None and bool(run or reuse or ref_state)))
         return jobs, done
 
     # -- running ----------------------------------------------------------------------------------------
@@ -122,7 +125,7 @@ class OnePass:
         result = PassResult(cells={r.method.label: {} for r in self.runs})
         self._by_label = {r.method.label: r for r in self.runs}
         writer = OutputWriter(self.threads, self.clock)
-        skip = {j.rec.id for j in jobs if not j.run and not j.reuse}
+        skip = {j.rec.id for j in jobs if not j.run and not j.reuse and not j.gt}
         try:
             for res in self.engine.map(run_jobs, jobs, keys=[j.rec.id for j in jobs], batch_size=batch_size, desc=desc,
                                        session=spec, skip=skip, route=route):

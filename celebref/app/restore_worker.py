@@ -118,7 +118,7 @@ class ReferenceCache:
 class Inputs:
     """One record's inputs, decoded once per run and shared by every method and metric (RGB uint8 HWC)."""
 
-    lq: np.ndarray
+    lq: np.ndarray | None  # None when no method runs on the record (only earlier outputs are rescored)
     lq_png: bytes | None  # the LQ file's bytes when it is a PNG (an output equal to the input is written as is)
     native: np.ndarray | None = None
     landmarks: np.ndarray | None = None  # (68, 2) from the ground truth (landmark_source "gt")
@@ -129,20 +129,23 @@ class Inputs:
 
 
 def load_inputs(rec: InputRecord, landmark_source: str, refs: ReferenceCache | None, gt: bool,
-                reused: dict[str, str]) -> Inputs:
-    """Decode ``rec``'s LQ (and native LQ, GT landmarks, references when ``refs`` is given, the ground truth
-    when ``gt``, earlier outputs ``{label: file}``); a bad LQ raises, a bad GT or earlier output is kept as
-    the exception (it fails only what needs it)."""
-    data = Path(rec.lq_path).read_bytes() if Path(rec.lq_path).is_file() else None
-    lq = decode_image(data, str(rec.lq_path)) if data is not None else read_image(rec.lq_path)
-    inp = Inputs(lq=lq, lq_png=data if Path(rec.lq_path).suffix.lower() == ".png" else None, decoded=1)
-    if landmark_source == "gt" and rec.gt_landmarks_path is not None:
-        inp.landmarks = read_landmarks(rec.gt_landmarks_path)
-    if refs is not None and rec.ref_dir is not None:
-        inp.references = refs.get(rec)
-    if rec.native_path is not None:
-        inp.native = read_image(rec.native_path)
-        inp.decoded += 1
+                reused: dict[str, str], restore: bool = True) -> Inputs:
+    """Decode ``rec``'s inputs once: with ``restore``, the LQ (and native LQ, GT landmarks, references when
+    ``refs`` is given); the ground truth when ``gt``; earlier outputs ``{label: file}``. A bad LQ raises, a bad
+    GT or earlier output is kept as the exception (it fails only what needs it)."""
+    inp = Inputs(lq=None, lq_png=None)
+    if restore:
+        data = Path(rec.lq_path).read_bytes() if Path(rec.lq_path).is_file() else None
+        inp.lq = decode_image(data, str(rec.lq_path)) if data is not None else read_image(rec.lq_path)
+        inp.lq_png = data if Path(rec.lq_path).suffix.lower() == ".png" else None
+        inp.decoded = 1
+        if landmark_source == "gt" and rec.gt_landmarks_path is not None:
+            inp.landmarks = read_landmarks(rec.gt_landmarks_path)
+        if refs is not None and rec.ref_dir is not None:
+            inp.references = refs.get(rec)
+        if rec.native_path is not None:
+            inp.native = read_image(rec.native_path)
+            inp.decoded += 1
     if gt and rec.gt_path is not None:
         inp.gt = _read_or_error(rec.gt_path)
         inp.decoded += 1

@@ -141,8 +141,8 @@ class PassSession:
                                  ahead=ahead, clock=self.clock, stage="decode")
 
     def _load(self, job: Job) -> Inputs:
-        return load_inputs(job.rec, self.spec.landmark_source, self.refs if job.run else None, job.gt,
-                           {label: path for label, path, _ in job.reuse})
+        return load_inputs(job.rec, self.spec.landmark_source, self.refs, job.gt,
+                           {label: path for label, path, _ in job.reuse}, restore=bool(job.run))
 
     def run(self, jobs: list[Job]) -> list[JobResult]:
         """One result per job, in order (see the module docstring)."""
