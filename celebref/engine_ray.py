@@ -11,10 +11,11 @@ How it maps the contract:
 * a ``map`` call starts ``actors`` Ray actors (default: one per CPU the cluster has, or one per GPU with
   ``gpus_per_actor=1``); each runs ``initializer(*initargs)`` once (a model is loaded once per actor) and then
   ``fn`` on the batches sent to it (with ``session``: the actor builds the session object once and holds it).
-  The actors stay up for the next ``map`` with the same ``initializer``, ``initargs`` and ``session``, or with none (a build's stages share one set; starting actors costs seconds), and are killed
-  when another set is needed (they hold the cluster's CPUs), when a ``map`` is interrupted, and
-  by :meth:`RayEngine.close`. Batches are streamed with a bounded window and results come back in input
-  order, errors as values, exactly as with the local engine.
+  The actors stay up for the next ``map`` with the same ``initializer``, ``initargs`` and ``session``, or with
+  none (a build's stages share one set; starting actors costs seconds), and are killed when another set is
+  needed (they hold the cluster's CPUs), when a ``map`` is interrupted, and by :meth:`RayEngine.close`.
+  Batches are streamed with a bounded window and results come back in input order, errors as values, exactly
+  as with the local engine.
 * ``route``: items with the same route key (e.g. the identity) go to the same actor, so a per-identity
   dictionary is built once, in the actor that restores that identity.
 * failures: actors are created with ``max_restarts`` and ``max_task_retries``: an actor killed mid-task is
