@@ -102,8 +102,8 @@ def _evaluate(records: list[InputRecord], data_info: dict, cfg: EvalConfig) -> E
     runner = RestoreRunner(cfg.out / "restored", batch_size=cfg.batch_size, landmark_source=cfg.landmark_source,
                            engine=engine, threads=cfg.threads)
     setup = eval_setup.prepare(records, cfg, profile, runner)
-    stored = {m.name: m.load_reference(cfg.fid_reference) for m in setup.metrics
-              if cfg.fid_reference is not None and m.dataset_level and m.name == "fid"}
+    stored = {m.name: m.load_reference(cfg.fid_reference) for m in setup.metrics  # FID's (any that loads one)
+              if cfg.fid_reference is not None and m.dataset_level and _loads_reference(m)}
     onepass = OnePass(runner.out_dir, setup.runs, setup.metrics, engine,
                       metric_specs=[MetricSpec.of(m, cfg.profile) for m in setup.metrics],
                       metric_dir=cfg.out / "cache" / "metrics", save_images=cfg.save_images,
@@ -141,6 +141,12 @@ def _evaluate(records: list[InputRecord], data_info: dict, cfg: EvalConfig) -> E
     out = eval_record.outcome(per_image, setup.metrics, dataset, setup.skipped, cfg)
     return EvalResult(summary=summary, per_image=per_image, skipped=setup.skipped, outcome=out, stages=stages,
                       counts=counts)
+
+
+def _loads_reference(metric) -> bool:
+    from evaluation.base import Metric
+
+    return type(metric).load_reference is not Metric.load_reference
 
 
 def _engine(cfg: EvalConfig) -> Engine:
