@@ -126,26 +126,20 @@ class Inputs:
     gt: np.ndarray | BaseException | None = None  # an exception: the ground truth could not be read
     reused: dict[str, np.ndarray | BaseException] = field(default_factory=dict)  # label -> earlier output
     decoded: int = 0  # files decoded for this record
+    lq_error: BaseException | None = None  # the LQ could not be read: every method fails, the rest still runs
 
 
 def load_inputs(rec: InputRecord, landmark_source: str, refs: ReferenceCache | None, gt: bool,
                 reused: dict[str, str], restore: bool = True) -> Inputs:
     """Decode ``rec``'s inputs once: with ``restore``, the LQ (and native LQ, GT landmarks, references when
-    ``refs`` is given); the ground truth when ``gt``; earlier outputs ``{label: file}``. A bad LQ raises, a bad
-    GT or earlier output is kept as the exception (it fails only what needs it)."""
+    ``refs`` is given); the ground truth when ``gt``; earlier outputs ``{label: file}``. A bad input is kept as
+    its exception (``lq_error``, or in place of the GT / earlier output): it fails only what needs it."""
     inp = Inputs(lq=None, lq_png=None)
-    if restore:
-        data = Path(rec.lq_path).read_bytes() if Path(rec.lq_path).is_file() else None
-        inp.lq = decode_image(data, str(rec.lq_path)) if data is not None else read_image(rec.lq_path)
-        inp.lq_png = data if Path(rec.lq_path).suffix.lower() == ".png" else None
-        inp.decoded = 1
-        if landmark_source == "gt" and rec.gt_landmarks_path is not None:
-            inp.landmarks = read_landmarks(rec.gt_landmarks_path)
-        if refs is not None and rec.ref_dir is not None:
-            inp.references = refs.get(rec)
-        if rec.native_path is not None:
-            inp.native = read_image(rec.native_path)
-            inp.decoded += 1
+    try:
+        if restore:
+            _load_lq(inp, rec, landmark_source, refs)
+    except Exception as exc:  # noqa: BLE001 - recorded for every method of this record
+        inp.lq_error = exc
     if gt and rec.gt_path is not None:
         inp.gt = _read_or_error(rec.gt_path)
         inp.decoded += 1
@@ -153,6 +147,21 @@ def load_inputs(rec: InputRecord, landmark_source: str, refs: ReferenceCache | N
         inp.reused[label] = _read_or_error(path)
         inp.decoded += 1
     return inp
+
+
+def _load_lq(inp: Inputs, rec: InputRecord, landmark_source: str, refs: ReferenceCache | None) -> None:
+    """The method inputs of ``rec`` into ``inp`` (LQ bytes and pixels, GT landmarks, references, native LQ)."""
+    data = Path(rec.lq_path).read_bytes() if Path(rec.lq_path).is_file() else None
+    inp.lq = decode_image(data, str(rec.lq_path)) if data is not None else read_image(rec.lq_path)
+    inp.lq_png = data if Path(rec.lq_path).suffix.lower() == ".png" else None
+    inp.decoded = 1
+    if landmark_source == "gt" and rec.gt_landmarks_path is not None:
+        inp.landmarks = read_landmarks(rec.gt_landmarks_path)
+    if refs is not None and rec.ref_dir is not None:
+        inp.references = refs.get(rec)
+    if rec.native_path is not None:
+        inp.native = read_image(rec.native_path)
+        inp.decoded += 1
 
 
 def _read_or_error(path) -> np.ndarray | BaseException:

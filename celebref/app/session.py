@@ -193,7 +193,8 @@ class PassSession:
             if label not in j.run:
                 continue
             inp = inputs[k]
-            reason = j.rec.reason or (describe_error(inp) if isinstance(inp, BaseException) else "")
+            err = inp if isinstance(inp, BaseException) else inp.lq_error
+            reason = j.rec.reason or (describe_error(err) if err is not None else "")
             if not reason:
                 try:
                     items.append(restore_item(j.rec, inp, batcher.method))
