@@ -166,8 +166,16 @@ def test_killed_then_resumed_run_gives_the_same_numbers(data, weights_env, local
     _same_as_local(out, local_run)
 
 
-def test_ray_engine_gives_the_same_numbers(data, weights_env, local_run, tmp_path: Path) -> None:
-    pytest.importorskip("ray", reason="the Ray engine needs the optional extra: pip install 'celebref[ray]'")
+def test_ray_engine_gives_the_same_numbers(data, weights_env, local_run, ray_engine, tmp_path: Path) -> None:
+    """On the session's Ray (``ray_engine``: 2 actors), batches of 2."""
+    from celebref.app.evaluate import EvalConfig, evaluate
+
     out = tmp_path / "run"
-    assert main(_argv(data, out, "--engine", "ray", "--batch-size", "2")) == 0
+    test, ext = data
+    ts = load_test_set(test, None, None)
+    cfg = EvalConfig(out=out, methods=[f"lq,bicubic,external:ext={ext}"], metrics=METRICS.split(","), device="cpu",
+                     batch_size=2, engine=ray_engine, allow_unverified_weights=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        evaluate(ts.records, ts.info, cfg)
     _same_as_local(out, local_run)
