@@ -65,6 +65,7 @@ class RestoreResult:
     status: str = STATUS_OK
     reason: str = ""
     seconds: float = 0.0  # wall time attributed to this image (batch time / batch size)
+    encoded: bytes | None = None  # PNG bytes that decode to exactly ``image`` (a result read from a file): written as is
 
 
 class NonFiniteOutputError(ValueError):

@@ -17,7 +17,7 @@ import numpy as np
 
 from baselines.base import STATUS_ERROR, STATUS_MISSING, RestorationMethod, RestoreItem, RestoreResult
 from celebref.errors import ConfigError, ImageReadError
-from celebref.imageio import read_image
+from celebref.imageio import decode_image
 
 RESULT_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
 _SHOWN = 20  # ids listed per category in error messages
@@ -102,13 +102,16 @@ class ExternalMethod(RestorationMethod):
         if path is None:
             return RestoreResult(it.id, None, STATUS_MISSING, self._missing_reason(it.id))
         try:
-            img = read_image(path)
+            data = path.read_bytes()  # read once: decoded here, and written as is when it is a PNG
+            img = decode_image(data, str(path))
+        except OSError as e:
+            return RestoreResult(it.id, None, STATUS_ERROR, f"{path}: cannot open file ({e.strerror or e})")
         except ImageReadError as e:
             return RestoreResult(it.id, None, STATUS_ERROR, str(e))  # names the file
         want = np.asarray(it.image).shape[:2]
         if img.shape[:2] != want:
             return RestoreResult(it.id, None, STATUS_ERROR, f"{path.name} is {img.shape[1]}x{img.shape[0]}, the input is {want[1]}x{want[0]}")
-        return RestoreResult(it.id, img)
+        return RestoreResult(it.id, img, encoded=data if path.suffix.lower() == ".png" else None)
 
     def _missing_reason(self, item_id: str) -> str:
         """Why there is no result for ``item_id``: the path tried, and the ids the folder does hold (a wrong layout,

@@ -113,6 +113,11 @@ def synthetic_state_dict(layout: dict[str, torch.Tensor], seed: int = 0) -> dict
     for key in layout:
         if key.rsplit(".", 1)[-1] == "weight_orig" and key[: -len("orig")] + "u" in layout:
             base = key[: -len("_orig")]
+            if layout[key].is_meta:  # a shape-only entry (zeros expanded from one element): never written into
+                for leaf in ("_u", "_v"):
+                    ref = layout[base + leaf]
+                    out[base + leaf] = torch.zeros((1,) * ref.ndim, dtype=ref.dtype).expand(tuple(ref.shape))
+                continue
             w = out[key].reshape(out[key].shape[0], -1)
             v = torch.randn(w.shape[1], generator=_gen(base + "_v", seed))
             v = v / v.norm()

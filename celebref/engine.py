@@ -20,6 +20,12 @@ Contract of :meth:`Engine.map`:
 * ``fn``, ``initializer`` and the items must be picklable for a pool with workers (module-level functions).
   ``initializer(*initargs)`` runs once per worker process (load models there), and once in-process when the
   engine runs inline (``workers <= 1``).
+* ``session`` (instead of ``initializer``): a picklable factory ``session(plan)`` the engine calls once per
+  worker; the object it returns is the worker's state (models, decoders), owned by the engine -- no module
+  globals in the caller -- and ``fn(state, batch)`` is called with it. ``plan`` is the list of items that
+  worker will get, in order, when the engine knows it (inline: all of them), else ``None``; the object's
+  ``close()`` (if any) runs when the engine is done with it. A factory that holds live objects (a loaded
+  model) can drop them in ``__getstate__``: inline they are used as they are, a remote worker rebuilds them.
 * worker processes exit when their parent dies (``PR_SET_PDEATHSIG`` on Linux, plus a parent watch thread), so
   a killed run leaves nothing writing behind it; they also hold the folder locks of their parent
   (:func:`celebref.lock.hold_worker_locks`), so a rerun that takes over a dead run's lock waits for them.
@@ -33,6 +39,7 @@ Contract of :meth:`Engine.map`:
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import threading
@@ -85,7 +92,8 @@ class Engine:
 
     def map(self, fn: Callable[[list[Any]], Sequence[Any]], items: Sequence[Any], *, keys: Sequence[str] | None = None,
             batch_size: int = 1, desc: str = "", unit: str = "img", initializer: Callable[..., None] | None = None,
-            initargs: tuple = (), skip: Container[str] = (), route: Sequence[str] | None = None) -> Iterator[ItemResult]:
+            initargs: tuple = (), skip: Container[str] = (), route: Sequence[str] | None = None,
+            session: Callable[[Sequence[Any] | None], Any] | None = None) -> Iterator[ItemResult]:
         """See the module docstring. ``route`` (one key per item) is a placement hint: items with the same key
         go to the same worker where the engine can do so (Ray); the local engine ignores it."""
         raise NotImplementedError
@@ -134,11 +142,31 @@ def watch_parent(poll_s: float = 0.5, parent: int | None = None) -> None:
     threading.Thread(target=_watch, name="celebref-parent-watch", daemon=True).start()
 
 
-def _worker_init(parent: int, initializer: Callable[..., None] | None, initargs: tuple) -> None:
+#: the session object of this worker process (process pools; see ``Engine.map(session=...)``)
+_SESSION: Any = None
+
+
+def _worker_init(parent: int, initializer: Callable[..., None] | None, initargs: tuple,
+                 session: Callable[[Sequence[Any] | None], Any] | None = None) -> None:
+    global _SESSION
     watch_parent(parent=parent)
     hold_worker_locks()  # a takeover of our parent's folder lock waits for this process to exit
     if initializer is not None:
         initializer(*initargs)
+    if session is not None:
+        _SESSION = session(None)
+
+
+def _run_session_batch(fn: Callable[[Any, list[Any]], Sequence[Any]], batch: list[Any]) -> list[tuple[bool, Any]]:
+    """In a pool worker: ``fn(session, batch)`` with this process's session object."""
+    return _run_batch(functools.partial(fn, _SESSION), batch)
+
+
+def close_session(obj: Any) -> None:
+    """Call ``obj.close()`` when the session object has one."""
+    close = getattr(obj, "close", None)
+    if callable(close):
+        close()
 
 
 def _run_batch(fn: Callable[[list[Any]], Sequence[Any]], batch: list[Any]) -> list[tuple[bool, Any]]:
@@ -217,36 +245,43 @@ class LocalEngine(Engine):
         return {"engine": self.name, "workers": self.workers}
 
     def map(self, fn, items, *, keys=None, batch_size=1, desc="", unit="img", initializer=None, initargs=(),
-            skip=(), route=None):
+            skip=(), route=None, session=None):
         items, keys, todo = OrderedResults.prepare(items, keys, batch_size, skip)
         batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
         order = OrderedResults(keys, skip, desc, unit)
+        state = None
         try:
             if self.workers <= 1 or len(batches) <= 1:
                 if initializer is not None and batches:
                     initializer(*initargs)
+                if session is not None and batches:
+                    state = session([items[i] for b in batches for i in b])
+                    fn = functools.partial(fn, state)
                 yield from order.emit()
                 for b in batches:
                     order.store(b, _run_batch(fn, [items[i] for i in b]))
                     yield from order.emit()
                 return
             yield from order.emit()
-            for b, out in self._pool_map(fn, items, batches, initializer, initargs):
+            for b, out in self._pool_map(fn, items, batches, initializer, initargs, session):
                 order.store(b, out)
                 yield from order.emit()
         finally:
+            if state is not None:
+                close_session(state)
             order.close()
 
-    def _pool(self, n: int, initializer: Callable[..., None] | None, initargs: tuple) -> ProcessPoolExecutor:
+    def _pool(self, n: int, initializer: Callable[..., None] | None, initargs: tuple,
+              session: Callable | None = None) -> ProcessPoolExecutor:
         import multiprocessing
 
         # spawn, never fork: a process that already ran OpenCV's or torch's thread pools can deadlock when forked
         ctx = multiprocessing.get_context("spawn")
         return ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_worker_init,
-                                   initargs=(os.getpid(), initializer, initargs))
+                                   initargs=(os.getpid(), initializer, initargs, session))
 
     def _pool_map(self, fn: Callable, items: list, batches: list[list[int]], initializer: Callable[..., None] | None,
-                  initargs: tuple) -> Iterator[tuple[list[int], list[tuple[bool, Any]]]]:
+                  initargs: tuple, session: Callable | None = None) -> Iterator[tuple[list[int], list[tuple[bool, Any]]]]:
         """``(batch, results)`` in batch order from a worker pool. When a worker dies (killed, out of memory),
         the pool is restarted and the batches that were in flight are run again one at a time, so only the
         batch that kills a worker on its own is reported failed; the other items are not lost."""
@@ -255,7 +290,8 @@ class LocalEngine(Engine):
         queue = deque(batches)
         suspects: deque[list[int]] = deque()  # in flight when a worker died: re-run alone, in order
         pending: deque[tuple[list[int], Future, bool]] = deque()
-        ex = self._pool(n, initializer, initargs)
+        ex = self._pool(n, initializer, initargs, session)
+        run = _run_session_batch if session is not None else _run_batch
         ok = False
         try:
             while queue or suspects or pending:
@@ -263,17 +299,17 @@ class LocalEngine(Engine):
                     if suspects:
                         if not pending:
                             b = suspects[0]
-                            fut = ex.submit(_run_batch, fn, [items[i] for i in b])
+                            fut = ex.submit(run, fn, [items[i] for i in b])
                             pending.append((suspects.popleft(), fut, True))
                     else:
                         while queue and len(pending) < window:
                             b = queue[0]
-                            fut = ex.submit(_run_batch, fn, [items[i] for i in b])
+                            fut = ex.submit(run, fn, [items[i] for i in b])
                             pending.append((queue.popleft(), fut, False))
                 except BrokenProcessPool:  # a worker died between two results
                     suspects.extendleft(reversed([pb for pb, _, _ in pending]))
                     pending.clear()
-                    ex = self._restart(ex, n, initializer, initargs)
+                    ex = self._restart(ex, n, initializer, initargs, session)
                     continue
                 b, fut, alone = pending.popleft()
                 try:
@@ -282,10 +318,10 @@ class LocalEngine(Engine):
                     if not alone:
                         suspects.extendleft(reversed([b] + [pb for pb, _, _ in pending]))
                         pending.clear()
-                        ex = self._restart(ex, n, initializer, initargs)
+                        ex = self._restart(ex, n, initializer, initargs, session)
                         continue
                     out = [(False, "worker process died while processing this item (killed, or out of memory?)")] * len(b)
-                    ex = self._restart(ex, n, initializer, initargs)
+                    ex = self._restart(ex, n, initializer, initargs, session)
                 except Exception as exc:  # noqa: BLE001 - e.g. a result that cannot be pickled
                     out = [(False, f"worker failed: {describe_error(exc)}")] * len(b)
                 yield b, out
@@ -296,10 +332,10 @@ class LocalEngine(Engine):
             ex.shutdown(wait=True, cancel_futures=True)
 
     def _restart(self, ex: ProcessPoolExecutor, n: int, initializer: Callable[..., None] | None,
-                 initargs: tuple) -> ProcessPoolExecutor:
+                 initargs: tuple, session: Callable | None = None) -> ProcessPoolExecutor:
         _kill_workers(ex)
         ex.shutdown(wait=True, cancel_futures=True)
-        return self._pool(n, initializer, initargs)
+        return self._pool(n, initializer, initargs, session)
 
 
 def _kill_workers(ex: ProcessPoolExecutor) -> None:

@@ -10,11 +10,12 @@ How it maps the contract:
 
 * a ``map`` call starts ``actors`` Ray actors (default: one per CPU the cluster has, or one per GPU with
   ``gpus_per_actor=1``); each runs ``initializer(*initargs)`` once (a model is loaded once per actor) and then
-  ``fn`` on the batches sent to it. The actors stay up for the next ``map`` with the same ``initializer`` and
-  ``initargs``, or with none (a build's stages share one set; starting actors costs seconds), and are killed
-  when another set is needed (they hold the cluster's CPUs), when a ``map`` is interrupted, and
-  by :meth:`RayEngine.close`. Batches are streamed with a bounded window and results come back in input
-  order, errors as values, exactly as with the local engine.
+  ``fn`` on the batches sent to it (with ``session``: the actor builds the session object once and holds it).
+  The actors stay up for the next ``map`` with the same ``initializer``, ``initargs`` and ``session``, or with
+  none (a build's stages share one set; starting actors costs seconds), and are killed when another set is
+  needed (they hold the cluster's CPUs), when a ``map`` is interrupted, and by :meth:`RayEngine.close`.
+  Batches are streamed with a bounded window and results come back in input order, errors as values, exactly
+  as with the local engine.
 * ``route``: items with the same route key (e.g. the identity) go to the same actor, so a per-identity
   dictionary is built once, in the actor that restores that identity.
 * failures: actors are created with ``max_restarts`` and ``max_task_retries``: an actor killed mid-task is
@@ -27,6 +28,7 @@ Ray is an optional extra (``pip install 'celebref[ray]'``), imported only when t
 
 from __future__ import annotations
 
+import functools
 import os
 import zlib
 from collections import deque
@@ -63,13 +65,17 @@ def _ensure_ray(address: str | None, num_cpus: int | None):
 
 
 class _Worker:
-    """The actor body: per-actor state is whatever ``initializer`` sets up (module globals in the worker)."""
+    """The actor body: per-actor state is the session object (``Engine.map(session=...)``), or whatever
+    ``initializer`` sets up."""
 
-    def __init__(self, initializer, initargs):
+    def __init__(self, initializer, initargs, session=None):
         if initializer is not None:
             initializer(*initargs)
+        self.session = session(None) if session is not None else None
 
     def run(self, fn, batch):
+        if self.session is not None:
+            return _run_batch(functools.partial(fn, self.session), batch)
         return _run_batch(fn, batch)
 
     def pid(self) -> int:
@@ -114,23 +120,23 @@ class RayEngine(Engine):
         return {"engine": self.name, "address": self.address or "local", "actors": self.n_actors,
                 "gpus_per_actor": self.gpus_per_actor, "ray": self.ray.__version__}
 
-    def _start(self, n: int, initializer, initargs) -> list[Any]:
+    def _start(self, n: int, initializer, initargs, session=None) -> list[Any]:
         """``n`` actors set up with ``initializer(*initargs)``: the kept ones when they were started the same way
         or ``initializer`` is None (more are added when needed, set up as the kept ones), else new ones (the kept
         ones are killed first: they hold the CPUs)."""
-        key = (initializer, initargs)
-        try:  # a map without an initializer needs no per-actor state: any kept actors will do
-            same = self._pool_key is not None and (initializer is None or self._pool_key == key)
+        key = (initializer, initargs, session)
+        try:  # a map without an initializer or session needs no per-actor state: any kept actors will do
+            same = self._pool_key is not None and ((initializer is None and session is None) or self._pool_key == key)
         except Exception:  # noqa: BLE001 - initargs that cannot be compared: never reuse
             same = False
         if not same:
             self._kill_pool()
             self._pool_key = key
-        initializer, initargs = self._pool_key
+        initializer, initargs, session = self._pool_key
         if len(self._pool) < n:
             cls = self.ray.remote(num_cpus=self.cpus_per_actor, num_gpus=self.gpus_per_actor,
                                   max_restarts=self.max_restarts, max_task_retries=self.max_task_retries)(_Worker)
-            self._pool.extend(cls.remote(initializer, initargs) for _ in range(n - len(self._pool)))
+            self._pool.extend(cls.remote(initializer, initargs, session) for _ in range(n - len(self._pool)))
         return self._pool[:n]
 
     def _kill_pool(self) -> None:
@@ -147,7 +153,7 @@ class RayEngine(Engine):
         self._kill_pool()
 
     def map(self, fn, items, *, keys=None, batch_size=1, desc="", unit="img", initializer=None, initargs=(),
-            skip=(), route: Sequence[str] | None = None):
+            skip=(), route: Sequence[str] | None = None, session=None):
         items, keys, todo = OrderedResults.prepare(items, keys, batch_size, skip)
         n = max(1, min(self.n_actors, len(todo))) if todo else 0
         # a routed item always goes to the same actor (lane); unrouted batches go to the least busy actor
@@ -169,7 +175,7 @@ class RayEngine(Engine):
             if not todo:
                 finished = True
                 return
-            self.actors = self._start(n, initializer, initargs)
+            self.actors = self._start(n, initializer, initargs, session)
             fn_ref = self.ray.put(fn)
             busy = [0] * n
             pending: dict[Any, tuple[int, list[int]]] = {}

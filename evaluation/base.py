@@ -13,11 +13,24 @@ possibly another size).
 
 Per-image metrics return ``{column: torch.Tensor (N,) float64 on the CPU}`` from :meth:`Metric.compute`
 (NaN marks an image the metric could not score, e.g. no face found; the reason is kept in
-:attr:`Metric.last_failures`). Dataset-level metrics (FID; :attr:`Metric.dataset_level` is ``True``) implement
-:meth:`Metric.features` and :meth:`Metric.score` instead; :meth:`Metric.features_for_paths` reads image files
-for :meth:`~Metric.features` (override it to stream or cache differently). The evaluate runner calls exactly
-these: ``compute`` for per-image metrics, ``features_for_paths`` (restored images and ground truth) and
-``score(pred_features, reference)`` for dataset-level ones.
+:attr:`Metric.last_failures`, ``{index in the batch: reason}``, and the evaluate runner records it in that row).
+
+The stateful contract (what the evaluate runner calls, for every metric, on images held in memory)
+-------------------------------------------------------------------------------------------------------
+* :meth:`Metric.new_state` -- a fresh accumulator: ``None`` for per-image metrics; for a dataset-level metric
+  (:attr:`Metric.dataset_level`, e.g. FID) an object with ``merge(other) -> self`` (default: a
+  :class:`FeatureList` of :meth:`Metric.features`; FID: :class:`evaluation.moments.FeatureMoments`).
+* :meth:`Metric.update` ``(state, pred, target)`` -- per-image values of a batch (per-image metrics: exactly
+  :meth:`compute`); a dataset-level metric adds the batch to ``state`` and returns ``{}``.
+* :meth:`Metric.merge` ``(state, other)`` -- ``other``'s images after ``state``'s (the runner merges per-batch
+  states in input order, so the result does not depend on the engine or the number of workers).
+* :meth:`Metric.compute_dataset` ``(state, reference)`` -- the dataset-level value; ``reference`` is the state
+  of the ground-truth images (built with :meth:`update` too), a stored reference from
+  :meth:`Metric.load_reference`, or ``None`` for a no-reference metric. (Not called ``compute``: that name is
+  the per-image call.)
+
+A dataset-level metric needs nothing else from the application: a plugin implements these (or just
+:meth:`features` and :meth:`score`, which the defaults use).
 """
 
 from __future__ import annotations
@@ -142,6 +155,41 @@ class Metric:
     def _compute(self, pred: torch.Tensor, target: torch.Tensor | None) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
+    # --- stateful contract (see the module docstring) ---------------------------------------------
+    def new_state(self) -> Any:
+        """A fresh accumulator: ``None`` for a per-image metric, a :class:`FeatureList` by default for a
+        dataset-level one (override with any object that has ``merge(other) -> self``)."""
+        return FeatureList() if self.dataset_level else None
+
+    def update(self, state: Any, pred: torch.Tensor, target: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Per-image values of a batch (uint8 RGB NCHW, as :meth:`compute`); a dataset-level metric adds the
+        batch's contribution to ``state`` (:meth:`update_state`) and returns ``{}``."""
+        if not self.dataset_level:
+            return self.compute(pred, target)
+        check_images(pred, "images")
+        self._ensure_loaded()
+        with torch.no_grad():
+            self.update_state(state, pred)
+        return {}
+
+    def update_state(self, state: Any, images: torch.Tensor) -> None:
+        """Dataset level: add uint8 RGB ``(N, 3, H, W)`` images to ``state`` (default: their :meth:`features`)."""
+        state.add(np.asarray(self.features(images)))
+
+    def merge(self, state: Any, other: Any) -> Any:
+        """``other``'s images after ``state``'s; returns the merged state (default: ``state.merge(other)``)."""
+        return state.merge(other)
+
+    def compute_dataset(self, state: Any, reference: Any) -> float:
+        """The dataset-level value of ``state`` against ``reference`` (a state of the ground truth, a stored
+        reference, or ``None``); default: :meth:`score` of the concatenated features."""
+        ref = reference.array() if isinstance(reference, FeatureList) else reference
+        return float(self.score(state.array(), ref))
+
+    def load_reference(self, path: str | os.PathLike) -> Any:
+        """A stored reference (e.g. FID statistics) to use instead of the ground truth's state."""
+        raise ConfigError(f"metric {self.name!r} cannot use a stored reference file ({path})")
+
     # --- dataset level (dataset_level = True) ----------------------------------------------------
     def features(self, images: torch.Tensor) -> Any:
         """Per-image features of uint8 RGB ``(N, 3, H, W)`` images, to be pooled by :meth:`score`."""
@@ -164,6 +212,29 @@ class Metric:
         """One value for a whole set from its :meth:`features` and a reference (features of the ground truth,
         or whatever else the metric accepts, e.g. stored statistics)."""
         raise NotImplementedError(f"metric {self.name!r} is not dataset-level (it has no score())")
+
+
+class FeatureList:
+    """The default dataset-level state: per-image feature rows in order (``merge`` appends)."""
+
+    def __init__(self) -> None:
+        self.parts: list[np.ndarray] = []
+
+    def add(self, features: np.ndarray) -> None:
+        self.parts.append(np.asarray(features))
+
+    def merge(self, other: "FeatureList") -> "FeatureList":
+        self.parts.extend(other.parts)
+        return self
+
+    @property
+    def n(self) -> int:
+        return int(sum(len(p) for p in self.parts))
+
+    def array(self) -> np.ndarray:
+        if not self.parts:
+            raise ConfigError("no images were added to this dataset-level metric")
+        return np.concatenate(self.parts, axis=0)
 
 
 def check_images(x: Any, what: str = "images") -> None:

@@ -15,6 +15,11 @@ features at hand and few images, the same trace is the nuclear norm of ``Xc Yc^T
 (exact, much faster). ``offset`` adds ``offset * I`` to both covariances (pytorch-fid's fallback, taken only
 when its ``sqrtm`` fails).
 
+State (the stateful contract of :mod:`evaluation.base`): :class:`~evaluation.moments.FeatureMoments`, float64
+moments in input order (raw features kept up to 2048 images), so FID is bit-identical for any engine, worker
+count or restart; :meth:`FID.compute_dataset` scores exactly as :meth:`FID.score` while both feature sets are
+kept, else from the accumulated statistics.
+
 Reference statistics: features of the test set's ground truth, a statistics file (``.npz`` with ``mu``,
 ``sigma``, ``n``, ``extractor``, ``resize``; pytorch-fid's and clean-fid/pyiqa's ``.npz`` with ``mu``/``sigma``;
 BasicSR's ``.pth`` with ``mean``/``cov`` numpy arrays, read with ``weights_only=True``), or a named reference
@@ -43,6 +48,7 @@ from celebref.fsutil import atomic_write_bytes
 
 from .base import Metric, check_images
 from .inception import FIDInception
+from .moments import FeatureMoments
 
 MIN_RECOMMENDED_N = 2048
 RESIZE = "bilinear 299x299, align_corners=False, no antialias (pytorch-fid)"
@@ -388,6 +394,42 @@ class FID(Metric):
             n_ref, ref_meta = len(y), {}
         self.last_score = {"fid": value, "n": int(len(x)), "n_reference": int(n_ref), "reference_meta": ref_meta}
         small = [f"{what}={k}" for what, k in (("N", len(x)), ("reference N", n_ref)) if 0 <= k < MIN_RECOMMENDED_N]
+        if small:
+            warnings.warn(f"FID from {', '.join(small)} images (< {MIN_RECOMMENDED_N}): biased upwards; "
+                          "compare only values computed at equal N", stacklevel=2)
+        return value
+
+    # stateful contract (evaluation.base): float64 moments in input order
+    def new_state(self) -> FeatureMoments:
+        return FeatureMoments()
+
+    def update_state(self, state: FeatureMoments, images: torch.Tensor) -> None:
+        state.add(self.features(images))
+
+    def load_reference(self, path: str | os.PathLike) -> FIDStatistics:
+        return load_statistics(path)
+
+    def compute_dataset(self, state: FeatureMoments, reference: FeatureMoments | FIDStatistics | None) -> float:
+        """FID of the accumulated features against ``reference`` (the ground truth's state, or stored
+        statistics). With both feature sets kept this is exactly :meth:`score` on the arrays; otherwise the
+        covariance form on the accumulated statistics (equal to float64 precision)."""
+        x = state.features
+        if isinstance(reference, FeatureMoments):
+            y = reference.features
+            if x is not None and y is not None:
+                return float(self.score(x, y))
+            mu2, s2 = reference.statistics()
+            n_ref, meta = reference.n, {}
+        elif isinstance(reference, FIDStatistics):
+            if x is not None:
+                return float(self.score(x, reference))
+            mu2, s2, n_ref, meta = reference.mu, reference.sigma, reference.n, reference.meta
+        else:
+            raise ConfigError(f"unsupported FID reference {type(reference).__name__}")
+        mu1, s1 = state.statistics()
+        value = frechet_distance(mu1, s1, mu2, s2)
+        self.last_score = {"fid": value, "n": state.n, "n_reference": int(n_ref), "reference_meta": meta}
+        small = [f"{what}={k}" for what, k in (("N", state.n), ("reference N", n_ref)) if 0 <= k < MIN_RECOMMENDED_N]
         if small:
             warnings.warn(f"FID from {', '.join(small)} images (< {MIN_RECOMMENDED_N}): biased upwards; "
                           "compare only values computed at equal N", stacklevel=2)

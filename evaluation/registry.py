@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from celebref.errors import UnknownNameError
+from celebref.errors import ConfigError, UnknownNameError
+from celebref.params import build_params, parse_spec
 from celebref.registry import Registry
 
 from .base import Metric
@@ -102,9 +103,18 @@ def metric_class(name: str) -> type[Metric]:
 
 
 def create_metric(name: str, device: Any = "cpu", profile: Profile | str | None = None, **options: Any) -> Metric:
-    """A metric instance (weights not loaded yet: call ``load()``). ``profile``: a :class:`Profile`, a profile
-    name or ``None`` (no pinned options: each metric's own defaults)."""
+    """A metric instance (weights not loaded yet: call ``load()``). ``name`` may carry options as for methods
+    (``identity-input:backend=dlib``; typed by the metric's options, which override the profile's). ``profile``: a
+    :class:`Profile`, a profile name or ``None`` (no pinned options: each metric's own defaults)."""
     prof = get_profile(profile) if profile is not None else None
+    if ":" in name and not name.strip().lower().startswith(PYIQA_PREFIX):  # NAME:k=v, as for methods
+        name, raw = parse_spec(name)
+        cls = METRICS.get(resolve_name(name, prof))
+        ptype = cls.params_type()
+        if ptype is None:
+            raise ConfigError(f"metric {cls.name!r} takes no options, got {', '.join(sorted(raw))}")
+        given = build_params(ptype, raw, owner=f"metric {cls.name!r}")
+        options = {**{k: getattr(given, k) for k in raw}, **options}
     canonical = resolve_name(name, prof)
     if canonical.startswith(PYIQA_PREFIX):
         from .pyiqa_bridge import PyiqaMetric

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+import celebref.app.outputs as outputs
 import celebref.app.restore_worker as rw
 from baselines.base import STATUS_ERROR, STATUS_OK, RestorationMethod, RestoreResult
 from baselines.registry import METHODS, create_method
@@ -68,15 +69,15 @@ def inputs(tmp_path: Path) -> list:
 
 @pytest.fixture()
 def count_writes(monkeypatch) -> Counter:
-    """Counts the output files the restore workers write (the real writer underneath)."""
+    """Counts the output files the driver's writer writes (the real writer underneath)."""
     writes: Counter = Counter()
-    real = rw.write_image
+    real = outputs.atomic_write_bytes
 
-    def counting(path, img):
+    def counting(path, data):
         writes[Path(path).stem] += 1
-        real(path, img)
+        real(path, data)
 
-    monkeypatch.setattr(rw, "write_image", counting)
+    monkeypatch.setattr(outputs, "atomic_write_bytes", counting)
     return writes
 
 
@@ -106,18 +107,14 @@ def test_auto_grows_until_out_of_memory_then_stays(inputs, tmp_path: Path) -> No
     OOMAbove2.restored, OOMAbove2.passes = Counter(), []
     method = create_method("oom-above-2", device="cpu")
     method.load()
-    cfg = rw.WorkerConfig(folder=str(tmp_path / "o" / "m"), out_dir=str(tmp_path / "o"), label="m", weights_sha256="",
-                          forward_size=1, max_forward=16, grow=True)
-    rw.init_restore_worker(method, cfg)
-    try:
-        rows = rw.restore_batch(inputs)
-    finally:
-        worker, _ = rw.close_restore_worker()
-    assert [r["status"] for r in rows] == [STATUS_OK] * len(inputs)
+    worker = rw.MethodBatcher(method, forward_size=1, max_forward=16, grow=True)
+    items = [rw.restore_item(r, rw.load_inputs(r, "detect", None, False, {}), method) for r in inputs]
+    results = worker.restore_items(items)
+    assert [results[r.id].status for r in inputs] == [STATUS_OK] * len(inputs)
     assert OOMAbove2.passes == [1, 2, 4, 2, 2, 2, 2]  # 1 fits -> 2 fits -> 4 fails, redone as 2+2; 2 stays
     assert OOMAbove2.restored == Counter(r.id for r in inputs)
     assert worker.batch.size == 2 and worker.batch.shrinks == 1
-    assert rows[0]["_stages"]["restore"] > 0 and rows[0]["_stages"]["decode"] > 0  # the batch's stage seconds
+    assert worker.forward_sizes == OOMAbove2.passes and worker.clock.take()["restore"] > 0  # the passes' seconds
 
 
 def test_adaptive_batch_and_batch_plan() -> None:

@@ -144,8 +144,11 @@ def test_evaluate_fid_per_method_against_the_ground_truth(golden_dir: Path, synt
 def test_fid_feature_moments_equal_the_direct_computation() -> None:
     """The float64 accumulation evaluate uses for FID (in input order, or merged from parts with other shifts)
     gives np.mean/np.cov to float64 precision, and the FID from it equals the FID from the feature arrays."""
-    from celebref.app.metric_worker import FeatureMoments, fid_score
     from evaluation.fid import FID, frechet_distance, statistics
+    from evaluation.moments import FeatureMoments
+
+    def fid_score(metric, state, ref):
+        return metric.compute_dataset(state, ref)
 
     rng = np.random.default_rng(5)
     x = rng.gamma(2.0, 0.3, (300, 48)) + 1.0  # positive, offset: cancellation would show without the shift
@@ -170,3 +173,22 @@ def test_fid_feature_moments_equal_the_direct_computation() -> None:
         kept, kept_ref = FeatureMoments(), FeatureMoments()
         kept.add(x), kept_ref.add(y)
         assert fid_score(FID(), kept, kept_ref) == FID().score(x, y)  # small sets: exactly the metric's own path
+
+
+def test_feature_moments_do_not_depend_on_batching() -> None:
+    """FID's state merged from per-batch states (any batch boundaries, as different engines or a restart give)
+    equals, bit for bit, the state of the whole sequence -- past the kept-features limit too."""
+    from evaluation.moments import FeatureMoments
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(3.0, 1.0, (700, 16))
+    whole = FeatureMoments(keep=64)
+    whole.add(x)
+    for cuts in ([1, 5, 300, 301, 699], list(range(0, 700, 13)), [256, 512]):
+        merged = FeatureMoments(keep=64)
+        for a, b in zip([0] + cuts, cuts + [700]):
+            part = FeatureMoments(keep=64)
+            part.add(x[a:b])
+            merged.merge(part)
+        for got, want in zip(merged.statistics(), whole.statistics()):
+            assert np.array_equal(got, want)

@@ -118,3 +118,43 @@ def test_ntire_thresholds_and_low_count():
     assert identity_threshold("CelebChild-Test") == 0.6
     with pytest.raises(ConfigError, match="no identity threshold for test set 'FFHQ'"):
         low_identity_counts({"FFHQ": [0.1]})
+
+
+def test_evaluate_scores_identity_to_the_input_without_ground_truth(mini_dir, tmp_path):
+    """Through ``celebref evaluate --lq DIR`` (no ground truth): the runner hands each metric with ``needs_input``
+    the record's LQ image. Known answers: ``lq``'s output is its input (cosine 1 on every detected face); an
+    external method's values equal the metric computed directly on (output, LQ); a resumed run that rescores earlier
+    outputs reads the LQ again and gives the same values."""
+    import pandas as pd
+
+    from celebref import face
+    from celebref.app.cli import main
+    from celebref.imageio import read_image, write_image
+
+    status = face.backend_status()["dlib"]
+    if status != "ok":
+        pytest.skip(f"dlib backend unavailable: {status}")
+    lq_dir, ext = tmp_path / "lq", tmp_path / "mirrored"
+    names = sorted(p.name for p in (mini_dir / "lq").glob("*.png"))[:3]
+    for n in names:
+        img = read_image(mini_dir / "lq" / n)
+        write_image(lq_dir / n, img)
+        write_image(ext / n, np.ascontiguousarray(img[:, ::-1]))  # a mirrored face: same person, cosine < 1
+    argv = ["evaluate", "--lq", str(lq_dir), "--methods", f"external:mirror={ext}", "--metrics",
+            "identity-input:backend=dlib", "--device", "cpu", "--out", str(tmp_path / "run")]
+    assert main(argv) == 0
+    per = pd.read_csv(tmp_path / "run" / "per_image.csv").set_index(["method", "id"])
+    m = create_metric("identity-input", backend="dlib").load()
+    for n in names:
+        i = Path(n).stem
+        assert per.loc[("lq", i), "identity_input_cos"] == pytest.approx(1.0, abs=1e-9)
+        lq, out = read_image(lq_dir / n), read_image(ext / n)
+        direct = m.compute(_t(out)[None], _t(lq)[None])["identity_input_cos"][0].item()
+        assert per.loc[("mirror", i), "identity_input_cos"] == direct < 1.0
+    # a rerun with a new metric column rescores the earlier outputs: the LQ is read again for identity-input
+    (tmp_path / "run" / "cache" / "metrics").mkdir(exist_ok=True)
+    for f in (tmp_path / "run" / "cache" / "metrics").glob("*identity-input*"):
+        f.unlink()
+    assert main(argv) == 0
+    again = pd.read_csv(tmp_path / "run" / "per_image.csv").set_index(["method", "id"])
+    pd.testing.assert_series_equal(again["identity_input_cos"], per["identity_input_cos"])

@@ -71,3 +71,17 @@ def test_pyiqa_bridge_error_is_clear():
         pytest.skip("pyiqa is installed here")
     with pytest.raises(ConfigError, match="pip install 'celebref\\[pyiqa\\]'"):
         create_metric("pyiqa:brisque")  # the named pyiqa metrics (musiq, ...) fail at load: tests/test_pyiqa_bridge.py
+
+
+def test_metric_options_on_the_name_like_methods():
+    """``NAME:k=v`` sets a metric's options (typed; unknown or badly typed ones are clear errors)."""
+    from celebref.errors import ConfigError
+    from evaluation.registry import create_metric
+
+    m = create_metric("ssim:crop_border=4,y_channel=true")
+    assert m.options["crop_border"] == 4 and m.options["y_channel"] is True
+    assert create_metric("id-input:backend=dlib").options["backend"] == "dlib"
+    with pytest.raises(ConfigError, match="crop_border.*must be int"):
+        create_metric("ssim:crop_border=four")
+    with pytest.raises(ConfigError, match="unknown parameter 'nope'"):
+        create_metric("psnr:nope=1")

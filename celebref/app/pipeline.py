@@ -196,19 +196,23 @@ class AsyncWriter:
         threading.Thread(target=runner, name="celebref-write-done", daemon=True).start()
         return fut
 
-    def drain(self) -> None:
-        """Wait for every job and callback submitted so far; re-raises the first callback error."""
+    def drain(self, raise_errors: bool = True) -> None:
+        """Wait for every job and callback submitted so far; re-raises the first error unless ``raise_errors``
+        is False (the caller reads each job's outcome from its future)."""
         while True:
             with self._lock:
                 pending = list(self._outstanding)
             if not pending:
                 return
             for f in pending:
-                f.result()
+                if raise_errors:
+                    f.result()
+                else:
+                    f.exception()
 
-    def close(self) -> None:
+    def close(self, raise_errors: bool = True) -> None:
         try:
-            self.drain()
+            self.drain(raise_errors)
         finally:
             self._pool.shutdown(wait=True)
 

@@ -1,16 +1,18 @@
 """Run restoration methods over input records: batched, resumable, every input accounted for, on any engine.
 
-For each method a journal ``<out>/<label>/.status.jsonl`` receives one JSON row per image once its output is
-durably written (atomic write + fsync first; then the journal line). A rerun reads the journal and skips ids
-already done with the same weights (sha256) -- so an interrupted run resumes, under either engine, and changing a
-method's weights redoes its images. :func:`RestoreRunner.finish` writes the consolidated ``status.parquet`` /
-``status.csv`` (one row per input x method, sorted).
+:class:`RestoreRunner` is the one-pass driver (:mod:`celebref.app.onepass`) without metrics: for each method a
+journal ``<out>/<label>/.status.jsonl`` receives one JSON row per image once its output is durably written
+(atomic write + fsync first; then the journal line, with the file's sha256). A rerun skips ids already done
+with the same weights whose file is intact -- so an interrupted run resumes, under any engine, a truncated or
+corrupted output is redone, and changing a method's weights redoes its images; an output that could not be
+written (disk full) is not journalled and is redone. :func:`RestoreRunner.finish` writes the consolidated
+``status.parquet`` / ``status.csv`` (one row per input x method, sorted).
 
-The per-batch work (decode, model, write) runs in engine workers (:mod:`celebref.app.restore_worker`): inline
-in this process with the local engine (the default; the model is the caller's instance), or on Ray actors that
-rebuild the model from a :class:`~celebref.app.restore_worker.MethodSpec` (``engine=RayEngine(...)``; one actor
-per GPU with ``gpus_per_actor=1``). Methods with references are routed by identity, so a specific dictionary
-is built once, in the actor that restores that identity. The journal is always written here, by the driver.
+The per-batch work (decode, model) runs in the engine's session (:mod:`celebref.app.session`): in this process
+with the local engine (the default; the model is the caller's instance), or on Ray actors that rebuild the model
+from a :class:`~celebref.app.restore_worker.MethodSpec` (one actor per GPU with ``gpus_per_actor=1``). Methods
+with references are routed by identity, so a specific dictionary is built once, in the actor that restores that
+identity. Outputs are encoded and written by the driver, on background threads.
 
 ``batch_size``: images per engine batch and per forward pass, or ``"auto"``: on CUDA the forward size starts at
 :data:`AUTO_START` and doubles after each pass that fits, up to :data:`AUTO_CUDA_CAP`; on the CPU it is
@@ -22,20 +24,17 @@ images at half the size (every engine and batch size). Stage seconds (decode, re
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
 import pandas as pd
 
-from celebref.engine import Engine, LocalEngine, get_engine
+from celebref.engine import Engine, get_engine
 from celebref.errors import ConfigError
-from celebref.journal import Journal
 from celebref.testset import InputRecord
 
 from baselines.base import (
-    STATUS_ERROR,
     STATUS_FALLBACK_GENERIC,
     STATUS_FALLBACK_INPUT,
     STATUS_OK,
@@ -43,17 +42,9 @@ from baselines.base import (
     RestorationMethod,
 )
 
+from .onepass import MethodRun, OnePass
 from .pipeline import StageClock
-from .restore_worker import (  # noqa: F401 (safe_id_path: re-exported)
-    MethodSpec,
-    ReferenceCache,
-    WorkerConfig,
-    close_restore_worker,
-    init_restore_worker,
-    restore_batch,
-    safe_id_path,
-    status_row,
-)
+from .restore_worker import ReferenceCache, safe_id_path  # noqa: F401 (safe_id_path: re-exported)
 
 STATUS_COLUMNS = ["id", "method", "status", "reason", "seconds", "output_path", "weights_sha256"]
 LANDMARK_SOURCES = ("detect", "gt")
@@ -97,31 +88,6 @@ def batch_plan(batch_size: int | str, device) -> tuple[int, int, bool]:
     return AUTO_CPU, AUTO_CPU, False
 
 
-def is_inline(engine: Engine) -> bool:
-    """Whether ``engine`` runs the work in this process (the local engine without worker processes)."""
-    return isinstance(engine, LocalEngine) and engine.workers <= 1
-
-
-@dataclass
-class MethodRun:
-    method: RestorationMethod
-    folder: Path
-    weights: dict[str, str]  # weight-store name -> sha256
-    weights_sha256: str  # the same, as one string (resume key)
-
-
-class _JournalSink:
-    """Appends rows to a journal from writer threads (one append at a time)."""
-
-    def __init__(self, path: Path):
-        self.journal = Journal(path)
-        self.lock = threading.Lock()
-
-    def __call__(self, rows: list[dict]) -> None:
-        with self.lock:
-            self.journal.append(rows)
-
-
 class RestoreRunner:
     """Restore ``records`` with each method into ``out_dir/<method label>/<id>.png`` on ``engine`` (default: the
     local engine, inline)."""
@@ -147,45 +113,23 @@ class RestoreRunner:
         self.rows: list[dict] = []
         self.precisions: dict[str, str] = {}  # method label -> precision it ran in (a status column)
         self.stages = StageClock()
-        self.forward_sizes: dict[str, list[int]] = {}  # label -> images per forward pass (inline engine)
+        self.forward_sizes: dict[str, list[int]] = {}  # label -> images per forward pass, in order
+        self.counts = {"decoded": 0, "encoded": 0}  # files read / outputs encoded (run records)
 
     def _reference_set(self, rec: InputRecord) -> ReferenceSet | None:
         return self._refs.get(rec)
 
-    # -- journal -------------------------------------------------------------------------------
-    @staticmethod
-    def _journal(folder: Path) -> Path:
-        return folder / ".status.jsonl"
-
-    def _done(self, run: MethodRun) -> dict[str, dict]:
-        done: dict[str, dict] = {}
-        # a torn last line from a kill is not a row (that image is redone); celebref.journal drops it
-        for row in Journal(self._journal(run.folder)).rows():
-            if "id" not in row:
-                continue
-            if row.get("weights_sha256") != run.weights_sha256:
-                continue  # other weights: redo
-            if row.get("output_path") and not (self.out_dir / row["output_path"]).is_file():
-                continue  # output deleted since: redo
-            done[row["id"]] = row
-        return done
-
-    def _append(self, run: MethodRun, rows: list[dict]) -> None:
-        if rows:
-            Journal(self._journal(run.folder)).append(rows)
-
     # -- running -------------------------------------------------------------------------------
     def prepare(self, method: RestorationMethod) -> MethodRun:
-        """Fix the method's output folder and weights hash; load it here when it runs here (the inline engine;
-        may raise WeightError). A remote engine loads it in its workers (weights are checked here first)."""
-        if is_inline(self.engine):
-            method.load() if not method.loaded else None
-        else:
-            check_weights([method])
+        """Check the method's weights (a WeightError when missing) and fix its output folder, weights hash and
+        forward-pass plan. The model is loaded by the engine's session (here, or in each remote worker)."""
+        check_weights([method])
         self.precisions[method.label] = str(getattr(method, "precision", "") or "")
         hashes = method.weight_hashes()
         wsha = ",".join(f"{k}={v}" for k, v in sorted(hashes.items()))
-        return MethodRun(method=method, folder=self.out_dir / method.label, weights=hashes, weights_sha256=wsha)
+        engine_batch, forward, grow = batch_plan(self.batch_size, method.device)
+        return MethodRun(method=method, folder=self.out_dir / method.label, weights=hashes, weights_sha256=wsha,
+                         forward_size=forward, max_forward=engine_batch, grow=grow)
 
     def prepare_all(self, methods: list[RestorationMethod], metrics: Iterable = (), hint: str = "") -> list[MethodRun]:
         """:meth:`prepare` every method after checking the weights of all of them (and of ``metrics``) first:
@@ -193,63 +137,20 @@ class RestoreRunner:
         check_weights(methods, metrics, hint=hint)
         return [self.prepare(m) for m in methods]
 
-    def worker_config(self, run: MethodRun) -> WorkerConfig:
-        _, forward, grow = batch_plan(self.batch_size, run.method.device)
-        engine_batch = batch_plan(self.batch_size, run.method.device)[0]
-        return WorkerConfig(folder=str(run.folder), out_dir=str(self.out_dir), label=run.method.label,
-                            weights_sha256=run.weights_sha256, landmark_source=self.landmark_source,
-                            forward_size=forward, max_forward=engine_batch, grow=grow, threads=self.threads,
-                            max_cached_references=self._max_refs)
-
     def run_method(self, run: MethodRun, records: list[InputRecord], on_batch: Callable[[int], None] | None = None) -> list[dict]:
         """Restore every record not yet done (resume); returns one status row per record, in ``records`` order."""
-        method, label = run.method, run.method.label
-        done = self._done(run)
-        order = list(records)
-        if method.needs_references:  # keep one identity's inputs together so its dictionary is reused
-            order.sort(key=lambda r: (str(r.ref_dir), r.id))
-        cfg = self.worker_config(run)
-        inline = is_inline(self.engine)
-        todo = [r for r in order if r.id not in done]
-        if inline:  # the caller's loaded instance; decode follows the (known) order; writes journal themselves
-            initargs = (method, cfg, todo, _JournalSink(self._journal(run.folder)))
-        else:
-            initargs = (MethodSpec.of(method), cfg, None, None)
-        route = [str(r.ref_dir or r.identity or r.id) for r in order] if method.needs_references else None
-        pending: list[dict] = []
-        try:
-            for res in self.engine.map(restore_batch, order, keys=[r.id for r in order], batch_size=cfg.max_forward,
-                                       desc=f"restore {label}", initializer=init_restore_worker, initargs=initargs,
-                                       skip=set(done), route=route):
-                if res.skipped:
-                    continue
-                if not res.ok:  # the batch step itself failed (e.g. the disk is full)
-                    pending.append(status_row(res.key, label, STATUS_ERROR, res.error, 0.0, None, run.weights_sha256))
-                else:
-                    row = dict(res.value)
-                    self.stages.merge(row.pop("_stages", None))
-                    if not row.pop("_journalled", False):
-                        pending.append(row)
-                if len(pending) >= cfg.max_forward:
-                    self._append(run, pending)
-                    pending = []
-                if on_batch:
-                    on_batch(1)
-        finally:
-            self._append(run, pending)
-            if inline:
-                worker, rest = close_restore_worker()
-                self.stages.merge(rest)
-                if worker is not None:
-                    self.forward_sizes[label] = worker.forward_sizes
-        done = self._done(run)
-        missing = [r.id for r in records if r.id not in done]
-        if missing:  # cannot happen unless a journal write was lost: account for them explicitly
-            rows = [status_row(i, label, STATUS_ERROR, "no result was recorded for this image", 0.0, None, run.weights_sha256) for i in missing]
-            self._append(run, rows)
-            done = self._done(run)
-        out = [done[r.id] for r in records]
+        label = run.method.label
+        onepass = OnePass(self.out_dir, [run], [], self.engine, landmark_source=self.landmark_source,
+                          threads=self.threads, max_cached_references=self._max_refs, clock=self.stages)
+        result = onepass.run(records, run.max_forward, desc=f"restore {label}")
+        self.forward_sizes[label] = result.forward_sizes.get(label, [])
+        self.counts["decoded"] += result.decoded
+        self.counts["encoded"] += result.encoded
+        out = [result.cells[label][r.id].row for r in records]
+        out = [{k: row.get(k) for k in STATUS_COLUMNS} for row in out]
         self.rows.extend(out)
+        if on_batch:
+            on_batch(len(records))
         return out
 
     def finish(self) -> pd.DataFrame:

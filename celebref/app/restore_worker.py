@@ -1,20 +1,10 @@
-"""The per-batch work of ``restore``, as an engine worker runs it: the model lives in the worker.
-
-The engine's ``initializer`` (:func:`init_restore_worker`) creates the worker state once per worker: the method
-(model) -- the driver's own instance when the engine runs inline (``--engine local``: the model stays in the main
-process, no extra process), or rebuilt and loaded from a picklable :class:`MethodSpec` on a Ray actor (one per GPU
-or per CPU slot) -- a reference-set cache, a decode :class:`~celebref.app.pipeline.Prefetcher` and an output
-:class:`~celebref.app.pipeline.AsyncWriter`. :func:`restore_batch` then runs on each batch of
-:class:`~celebref.testset.InputRecord`\\ s and returns one status row per record.
-
-Outputs are written by the worker (atomically; the output folder must be shared by all workers of a cluster).
-The resume journal stays with the driver: on a remote worker a batch returns only after its files are written,
-and the driver journals the rows; inline, writes run behind the model on a thread pool and each batch's rows are
-journalled (by the driver process, through ``sink``) as soon as its files are durably written.
+"""Restoring a batch inside an engine worker: the method specs workers rebuild models from, input decoding and
+the forward passes with out-of-memory recovery. The worker's state lives in the session object of
+:mod:`celebref.app.session` (owned by the engine); nothing here is module-global.
 
 Out of memory: a forward pass that raises a CUDA out-of-memory error (or whose method reports it for an image)
-is retried on the same images at half the size, which then stays for the rest of the run; results are only
-written once every image of the batch has one, so nothing is lost or written twice.
+is retried on the same images at half the size, which then stays for the rest of the run (:class:`MethodBatcher`);
+every image of the batch gets exactly one result.
 """
 
 from __future__ import annotations
@@ -24,7 +14,7 @@ import threading
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -32,10 +22,10 @@ from baselines.base import STATUS_ERROR, ReferenceSet, RestorationMethod, Restor
 from celebref.engine import describe_error
 from celebref.errors import CelebrefError
 from celebref.face.landmark_io import read_landmarks
-from celebref.imageio import read_image, write_image
+from celebref.imageio import decode_image, read_image
 from celebref.testset import InputRecord, reference_files, reference_key
 
-from .pipeline import AdaptiveBatch, AsyncWriter, Prefetcher, StageClock, free_device_memory, is_out_of_memory
+from .pipeline import AdaptiveBatch, StageClock, free_device_memory, is_out_of_memory
 
 #: environment variables a remote worker takes over from the driver (weight store locations and overrides)
 ENV_PREFIX = "CELEBREF_"
@@ -99,22 +89,6 @@ class MethodSpec:
         return method
 
 
-@dataclass(frozen=True)
-class WorkerConfig:
-    """Per-method settings of the restore workers (picklable)."""
-
-    folder: str  # <out>/<label>
-    out_dir: str  # paths in rows are relative to this
-    label: str
-    weights_sha256: str
-    landmark_source: str = "detect"
-    forward_size: int = 1  # images per forward pass at the start
-    max_forward: int = 1  # --batch-size auto: grow up to this
-    grow: bool = False
-    threads: int | None = None
-    max_cached_references: int = 8
-
-
 class ReferenceCache:
     """Reference sets (images + landmarks) of recent identities, keyed by their files (LRU, thread-safe)."""
 
@@ -140,51 +114,99 @@ class ReferenceCache:
         return refs
 
 
-def load_item(rec: InputRecord, method: RestorationMethod, landmark_source: str, refs: ReferenceCache) -> RestoreItem:
-    """Decode one input (LQ image, landmarks, references, native LQ) for ``method``."""
-    image = read_image(rec.lq_path)
-    landmarks = None
+@dataclass
+class Inputs:
+    """One record's inputs, decoded once per run and shared by every method and metric (RGB uint8 HWC)."""
+
+    lq: np.ndarray | None  # None when no method runs on the record (only earlier outputs are rescored)
+    lq_png: bytes | None  # the LQ file's bytes when it is a PNG (an output equal to the input is written as is)
+    native: np.ndarray | None = None
+    landmarks: np.ndarray | None = None  # (68, 2) from the ground truth (landmark_source "gt")
+    references: ReferenceSet | None = None
+    gt: np.ndarray | BaseException | None = None  # an exception: the ground truth could not be read
+    reused: dict[str, np.ndarray | BaseException] = field(default_factory=dict)  # label -> earlier output
+    decoded: int = 0  # files decoded for this record
+    lq_error: BaseException | None = None  # the LQ could not be read: every method fails, the rest still runs
+
+
+def load_inputs(rec: InputRecord, landmark_source: str, refs: ReferenceCache | None, gt: bool,
+                reused: dict[str, str], restore: bool = True, lq: bool = False) -> Inputs:
+    """Decode ``rec``'s inputs once: with ``restore``, the LQ (and native LQ, GT landmarks, references when
+    ``refs`` is given); else with ``lq`` the LQ image alone (for metrics scored against the input); the ground
+    truth when ``gt``; earlier outputs ``{label: file}``. A bad input is kept as its exception (``lq_error``, or
+    in place of the GT / earlier output): it fails only what needs it."""
+    inp = Inputs(lq=None, lq_png=None)
+    try:
+        if restore:
+            _load_lq(inp, rec, landmark_source, refs)
+        elif lq:
+            inp.lq = read_image(rec.lq_path)
+            inp.decoded = 1
+    except Exception as exc:  # noqa: BLE001 - recorded for every method of this record
+        inp.lq_error = exc
+    if gt and rec.gt_path is not None:
+        inp.gt = _read_or_error(rec.gt_path)
+        inp.decoded += 1
+    for label, path in reused.items():
+        inp.reused[label] = _read_or_error(path)
+        inp.decoded += 1
+    return inp
+
+
+def _load_lq(inp: Inputs, rec: InputRecord, landmark_source: str, refs: ReferenceCache | None) -> None:
+    """The method inputs of ``rec`` into ``inp`` (LQ bytes and pixels, GT landmarks, references, native LQ)."""
+    data = Path(rec.lq_path).read_bytes() if Path(rec.lq_path).is_file() else None
+    inp.lq = decode_image(data, str(rec.lq_path)) if data is not None else read_image(rec.lq_path)
+    inp.lq_png = data if Path(rec.lq_path).suffix.lower() == ".png" else None
+    inp.decoded = 1
     if landmark_source == "gt" and rec.gt_landmarks_path is not None:
-        landmarks = read_landmarks(rec.gt_landmarks_path)
-    ref_set = refs.get(rec) if method.needs_references else None
-    if method.needs_references and (ref_set is None or len(ref_set.images) < 2):
+        inp.landmarks = read_landmarks(rec.gt_landmarks_path)
+    if refs is not None and rec.ref_dir is not None:
+        inp.references = refs.get(rec)
+    if rec.native_path is not None:
+        inp.native = read_image(rec.native_path)
+        inp.decoded += 1
+
+
+def _read_or_error(path) -> np.ndarray | BaseException:
+    try:
+        return read_image(path)
+    except Exception as exc:  # noqa: BLE001 - kept as the value: it fails only what needs this image
+        return exc
+
+
+def restore_item(rec: InputRecord, inp: Inputs, method: RestorationMethod) -> RestoreItem:
+    """The method's input for ``rec``; a :class:`CelebrefError` when it needs references the record lacks."""
+    if method.needs_references and (inp.references is None or len(inp.references.images) < 2):
         where = f" in {rec.ref_dir} (landmarks from {rec.ref_landmark_dir or rec.ref_dir})" if rec.ref_dir else ""
         raise CelebrefError(
             f"{method.name} needs >= 2 references with landmarks for {rec.id!r}{where} "
             "(give a SpecificLists.txt or an identity-grouped test set)"
         )
-    native = read_image(rec.native_path) if rec.native_path is not None else None
-    return RestoreItem(id=rec.id, image=image, landmarks=landmarks, identity=rec.identity, references=ref_set, native=native, meta=rec.extra)
+    return RestoreItem(id=rec.id, image=inp.lq, landmarks=inp.landmarks, identity=rec.identity,
+                       references=inp.references if method.needs_references else None, native=inp.native,
+                       meta=rec.extra)
 
 
-class RestoreWorker:
-    """The state of one worker: the loaded method and its pipeline (see the module docstring)."""
+class MethodBatcher:
+    """One method's forward passes in a worker: at most ``batch.size`` images per pass (``--batch-size auto``
+    grows it on CUDA), out-of-memory passes redone at half the size, any other failing pass redone image by
+    image. ``forward_sizes``: images per pass, in order (tests, records)."""
 
-    def __init__(self, method: RestorationMethod, cfg: WorkerConfig, plan: list[InputRecord] | None = None,
-                 sink: Callable[[list[dict]], None] | None = None):
-        self.method, self.cfg, self.sink = method, cfg, sink
-        self.folder, self.out_dir = Path(cfg.folder), Path(cfg.out_dir)
-        self.clock = StageClock()
-        self.batch = AdaptiveBatch(cfg.forward_size, cfg.max_forward, grow=cfg.grow)
-        self.refs = ReferenceCache(cfg.max_cached_references)
-        ahead = 2 * max(cfg.max_forward, cfg.forward_size)
-        self.loader = Prefetcher(self._load, [(r.id, r) for r in plan or [] if not r.reason], threads=cfg.threads,
-                                 ahead=ahead, clock=self.clock, stage="decode")
-        self.writer = AsyncWriter(cfg.threads, clock=self.clock, stage="write")
-        self.forward_sizes: list[int] = []  # images per forward pass, in order (tests, records)
+    def __init__(self, method: RestorationMethod, forward_size: int = 1, max_forward: int = 1, grow: bool = False,
+                 clock: StageClock | None = None):
+        self.method = method
+        self.batch = AdaptiveBatch(forward_size, max_forward, grow=grow)
+        self.clock = clock or StageClock()
+        self.forward_sizes: list[int] = []
 
-    def _load(self, rec: InputRecord) -> RestoreItem:
-        return load_item(rec, self.method, self.cfg.landmark_source, self.refs)
-
-    # -- the model, with out-of-memory recovery ------------------------------------------------------
     def _forward(self, chunk: list[RestoreItem]) -> list[RestoreResult]:
         self.forward_sizes.append(len(chunk))
         with self.clock.time("restore"):
             return self.method.restore(chunk)
 
     def restore_items(self, items: list[RestoreItem]) -> dict[str, RestoreResult]:
-        """A result for every item: forward passes of at most ``self.batch.size`` images; an out-of-memory
-        pass is redone on the same images at half the size; any other failing pass is redone image by image."""
+        """A result for every item (see the class docstring); results of the wrong shape or dtype become errors."""
         out: dict[str, RestoreResult] = {}
         remaining = deque(items)
         solo = 0  # items at the front to run one by one (after a pass failed for another reason)
@@ -218,102 +240,12 @@ class RestoreWorker:
                 self.batch.fitted(len(chunk))
             for r in results:
                 out.setdefault(r.id, r)
-        return out
-
-    # -- one batch ---------------------------------------------------------------------------------------
-    def run(self, chunk: list[InputRecord]) -> list[dict]:
-        cfg = self.cfg
-        label, wsha = cfg.label, cfg.weights_sha256
-        rows: dict[str, dict] = {}
-        todo = [rec for rec in chunk if not rec.reason]
-        for rec in chunk:
-            if rec.reason:  # rejected while reading the test set (the reason names the path tried)
-                rows[rec.id] = status_row(rec.id, label, STATUS_ERROR, rec.reason, 0.0, None, wsha)
-        items: list[RestoreItem] = []
-        for rec, got in zip(todo, self.loader.get_many([(r.id, r) for r in todo])):
-            if isinstance(got, BaseException):
-                rows[rec.id] = status_row(rec.id, label, STATUS_ERROR, describe_error(got), 0.0, None, wsha)
-            else:
-                items.append(got)
-        results = self.restore_items(items) if items else {}
-        writes = []
+        by_id = {it.id: it for it in items}
+        for k, r in out.items():
+            want = by_id[k].image.shape
+            if r.image is not None and (r.image.shape != want or r.image.dtype != np.uint8):
+                out[k] = RestoreResult(r.id, None, STATUS_ERROR, f"method returned {r.image.shape} {r.image.dtype}, "
+                                       f"expected {want} uint8", r.seconds)
         for it in items:
-            res = results.get(it.id)
-            if res is None:
-                continue  # accounted for below
-            if res.image is not None and (res.image.shape != it.image.shape or res.image.dtype != np.uint8):
-                res = RestoreResult(res.id, None, STATUS_ERROR, f"method returned {res.image.shape} {res.image.dtype}, "
-                                    f"expected {it.image.shape} uint8", res.seconds)
-            if res.image is None:
-                rows[res.id] = status_row(res.id, label, res.status, res.reason, res.seconds, None, wsha)
-                continue
-            path = safe_id_path(self.folder, res.id)
-            rows[res.id] = status_row(res.id, label, res.status, res.reason, res.seconds,
-                                      path.relative_to(self.out_dir).as_posix(), wsha)
-            writes.append((res.id, self.writer.submit(write_image, path, res.image)))
-
-        def final() -> list[dict]:
-            for item_id, fut in writes:
-                exc = fut.exception()
-                if exc is not None:
-                    rows[item_id] = status_row(item_id, label, STATUS_ERROR, f"writing the output failed: {describe_error(exc)}",
-                                               rows[item_id]["seconds"], None, wsha)
-            return final_shape(rows, chunk, label, wsha)
-
-        if self.sink is not None:  # inline: journal once the files are on disk, while the model goes on
-            sink = self.sink
-            self.writer.when_done([f for _, f in writes], lambda: sink(final()))
-            out = [dict(r, _journalled=True) for r in final_shape(rows, chunk, label, wsha)]
-        else:
-            for _, fut in writes:
-                fut.exception()  # wait: the driver journals these rows as soon as they return
-            out = final()
-        if out:
-            out[0] = dict(out[0], _stages=self.clock.take())
+            out.setdefault(it.id, RestoreResult(it.id, None, STATUS_ERROR, "method returned no result for this image"))
         return out
-
-    def close(self) -> dict[str, float]:
-        """Finish pending writes (and their journal lines); returns the stage seconds not yet reported."""
-        try:
-            self.writer.close()
-        finally:
-            self.loader.close()
-        return self.clock.take()
-
-
-def final_shape(rows: dict[str, dict], chunk: list[InputRecord], label: str, wsha: str) -> list[dict]:
-    """The rows of ``chunk`` as known now (before the writes finished), in ``chunk`` order."""
-    return [rows.get(rec.id) or status_row(rec.id, label, STATUS_ERROR, "method returned no result for this image", 0.0,
-                                           None, wsha) for rec in chunk]
-
-
-# -- the engine's entry points (module level: picklable by reference) --------------------------------------
-_WORKER: RestoreWorker | None = None
-
-
-def init_restore_worker(method: RestorationMethod | MethodSpec, cfg: WorkerConfig, plan: list[InputRecord] | None = None,
-                        sink: Callable[[list[dict]], None] | None = None) -> None:
-    """Engine initializer: the driver's method instance (inline) or one built and loaded from a spec (remote)."""
-    global _WORKER
-    if _WORKER is not None:
-        _WORKER.close()
-    m = method.build() if isinstance(method, MethodSpec) else method
-    if not m.loaded:
-        m.load()
-    _WORKER = RestoreWorker(m, cfg, plan, sink)
-
-
-def restore_batch(chunk: list[InputRecord]) -> list[dict]:
-    """Engine batch function: one status row per record of ``chunk`` (see :meth:`RestoreWorker.run`)."""
-    if _WORKER is None:
-        raise CelebrefError("internal error: restore worker not initialised")
-    return _WORKER.run(chunk)
-
-
-def close_restore_worker() -> tuple[RestoreWorker | None, dict[str, float]]:
-    """Inline engine, after its ``map``: finish the writes; returns (the worker, its remaining stage seconds)."""
-    global _WORKER
-    w, _WORKER = _WORKER, None
-    if w is None:
-        return None, {}
-    return w, w.close()

@@ -208,14 +208,18 @@ def pair_folders(lq_dir: str | os.PathLike, gt_dir: str | os.PathLike) -> list[I
 
 def load_test_set(data: str | os.PathLike | None = None, lq: str | os.PathLike | None = None,
                   gt: str | os.PathLike | None = None, list_format: str = "auto") -> TestSet:
-    """An evaluation test set: ``data`` (any :func:`read_test_set` form), or the folders ``lq`` and ``gt`` paired by id."""
+    """An evaluation test set: ``data`` (any :func:`read_test_set` form), the folders ``lq`` and ``gt`` paired by
+    id, or ``lq`` alone (a folder or list of LQ images without ground truth, e.g. a real-world test set)."""
     if data:
         return read_test_set(data, list_format)
     if lq and gt:
         records = pair_folders(lq, gt)
         return TestSet(records, {"kind": "paired-folders", "lq": str(absolute(lq)), "gt": str(absolute(gt)),
                                  "n_images": len(records)})
-    raise ConfigError("give data (a degrade output, manifest, list file or folder), or both lq and gt (folders paired by file stem)")
+    if lq and not gt:  # real-world LQ without ground truth: a folder of images or a list file
+        return read_test_set(lq, list_format)
+    raise ConfigError("give data (a degrade output, manifest, list file or folder), lq and gt (folders paired by "
+                      "file stem), or lq alone (LQ images without ground truth: no-reference metrics)")
 
 
 # --- DMDNet reference folders --------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                  "or external:NAME=<folder> (names and parameters: celebref list methods)")
     p.add_argument("--data", help="a celebref degrade output folder or its manifest (LQ + GT + identity + parameters), "
                                   "or a list file / folder of LQ images (no-reference metrics only)")
-    p.add_argument("--lq", help="folder of LQ images (with --gt: paired by file stem)")
+    p.add_argument("--lq", help="folder of LQ images (with --gt: paired by file stem; alone: real-world LQ without "
+                   "ground truth, scored with no-reference metrics)")
     p.add_argument("--gt", help="folder of ground-truth images (with --lq)")
     p.add_argument("--metrics", default=None, help="comma list (default: the profile's metrics, e.g. psnr,ssim,lpips,fid,identity; "
                                                           "all: celebref list metrics)")
@@ -36,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="summary means over the images every method scored (by default each method's mean is over "
                         "its own images, and means over different image sets are flagged, e.g. n=75 ≠ 76)")
     p.add_argument("--out", required=True, type=Path, help="run folder")
+    p.add_argument("--no-save-images", dest="save_images", action="store_false",
+                   help="metric-only run: score the restored images in memory without writing restored/ PNGs "
+                        "(a rerun restores again; metric values are still journalled by content)")
     p.add_argument("--whole-photo", action="store_true", help="--data holds whole photos (e.g. degrade --whole-photo): "
                    "restore --whole-photo, then score every detected face (id <photo>_face<k>) with no-reference "
                    "metrics (default niqe), as any evaluate run")
@@ -50,7 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _metric_list(text: str | None, profile: str | None) -> list[str]:
     if text:
-        return [m.strip() for m in text.split(",") if m.strip()]
+        from celebref.params import split_spec_list
+
+        return split_spec_list(text)  # NAME:k=v,k2=v2 stays one metric
     from evaluation.profiles import get_profile
 
     return list(get_profile(profile).default_metrics)
@@ -90,11 +96,13 @@ def run(args: argparse.Namespace):
         skip_unavailable=args.skip_unavailable, fid_reference=_fid_reference(args), argv=sys.argv[1:],
         allow_unverified_weights=args.allow_unverified_weights, common_images=args.common_images,
         engine=method_engine(args, resolve_device(args.device)),
+        save_images=args.save_images, metrics_explicit=bool(args.metrics),
     )
     result = evaluate(test_set.records, test_set.info, cfg)
     for s in result.skipped:
         print(f"skipped {s['kind']} {s['name']}: {s['reason']}", file=sys.stderr)
-    print(f"evaluated {len(test_set.records)} image(s); results in {args.out}", file=sys.stderr)
+    print(f"evaluated {len(test_set.records)} image(s); results in {args.out} ({result.counts.get('decoded', 0)} "
+          f"file(s) decoded, {result.counts.get('encoded', 0)} output(s) encoded)", file=sys.stderr)
     print("stages (seconds, summed over threads and workers): "
           + ", ".join(f"{k} {v:.2f} s" for k, v in result.stages.items()), file=sys.stderr)
     print_summary(result.summary, profile=args.profile)
