@@ -63,8 +63,9 @@ class RunSummary:
 
 
 def _n_refs(path: Path, data_path: str) -> list[int]:
-    """References per image: ``per_image``'s ``n_refs`` column (one value per image), else the degrade
-    manifest's ``n_refs`` of the test set the run read (images with at least one reference)."""
+    """References per image: ``per_image``'s ``n_references`` (what the reference-based methods were given; or an
+    ``n_refs`` column), else the degrade manifest's ``n_refs`` of the test set the run read (images with at least
+    one reference)."""
     candidates = [path / "per_image.parquet", path / "per_image.csv"]
     if data_path:
         candidates += [Path(data_path) / "manifest.parquet", Path(data_path) / "manifest.csv"]
@@ -75,11 +76,12 @@ def _n_refs(path: Path, data_path: str) -> list[int]:
             df = read_table(table)
         except (OSError, ValueError, ConfigError):
             continue
-        if "n_refs" in df.columns:
+        col = next((c for c in ("n_references", "n_refs") if c in df.columns), None)
+        if col is not None:
+            df = df.assign(_n=pd.to_numeric(df[col], errors="coerce")).dropna(subset=["_n"])  # lq rows have none
             if "id" in df.columns:
                 df = df.drop_duplicates("id")
-            vals = pd.to_numeric(df["n_refs"], errors="coerce").dropna().astype(int)
-            return [int(v) for v in vals if v > 0]
+            return [int(v) for v in df["_n"].astype(int) if v > 0]
     return []
 
 
