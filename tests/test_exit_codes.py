@@ -39,10 +39,12 @@ def test_outcome_codes_by_fail_on() -> None:
 
 
 def test_restore_where_every_image_fails_exits_3(pairs: Path, capsys) -> None:
-    argv = ["restore", "--methods", "bicubic", "--input", str(pairs / "GenericLists.txt"), "--out", str(pairs / "o")]
+    (pairs / "empty").mkdir()  # results of another method that produced nothing: every image is missing
+    argv = ["restore", "--methods", f"external:theirs={pairs / 'empty'}", "--input", str(pairs / "GenericLists.txt"),
+            "--out", str(pairs / "o")]
     assert main(argv) == 3
     err = capsys.readouterr().err
-    assert "2 of 2 item(s) failed" in err and "bicubic: 2 of 2 image(s) not restored" in err
+    assert "2 of 2 item(s) failed" in err and "theirs: 2 of 2 image(s) not restored" in err
     assert main(argv + ["--fail-on", "all"]) == 3
     assert main(argv + ["--fail-on", "none"]) == 0
 

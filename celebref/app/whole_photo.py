@@ -47,7 +47,6 @@ from celebref.imageio import encode_image, is_image_name, read_image
 from celebref.journal import Journal
 from celebref.tabular import write_table
 
-from .restore import is_inline
 from .restore_worker import MethodSpec
 from .whole_photo_canvas import largest_region, memory_limit, paste_in_regions, too_large_reason
 
@@ -272,9 +271,8 @@ class WholePhotoRunner:
                 meta[item_id] = (p.id, f.index, crop, m)
         if not items:
             return out
-        spec = method if is_inline(engine) else MethodSpec.of(method)  # a remote worker builds its own model
         results = engine.map(restore_faces, items, keys=[it.id for it in items], batch_size=self.batch_size,
-                             desc=f"restore {method.label}", unit="face", initializer=init_face_worker, initargs=(spec,))
+                             desc=f"restore {method.label}", unit="face", session=FaceSession(method))
         for it, r in zip(items, results):
             pid, k, crop, m = meta[it.id]
             res = r.value if r.ok else RestoreResult(it.id, None, STATUS_ERROR, r.error or "")
@@ -330,24 +328,28 @@ class WholePhotoRunner:
         return rows
 
 
-# -- the engine's entry points (module level: picklable by reference) --------------------------------------
-_FACE_METHOD: RestorationMethod | None = None
+# -- the engine session (see celebref.engine: Engine.map(session=...)) --------------------------------------
+class FaceSession:
+    """Session factory of the face-restoring workers: inline, the driver's loaded method is used as it is; a remote
+    worker (the factory is pickled without the live method) builds and loads its own from the :class:`MethodSpec`."""
+
+    def __init__(self, method: RestorationMethod):
+        self.method: RestorationMethod | None = method
+        self.spec = MethodSpec.of(method)
+
+    def __getstate__(self) -> dict:
+        return {"method": None, "spec": self.spec}
+
+    def __call__(self, plan: Any = None) -> RestorationMethod:  # noqa: ARG002 - the engine passes its plan
+        m = self.method if self.method is not None else self.spec.build()
+        if not m.loaded:
+            m.load()
+        return m
 
 
-def init_face_worker(method: RestorationMethod | MethodSpec) -> None:
-    """Engine initializer: the driver's loaded method (inline) or one built and loaded from a spec (remote)."""
-    global _FACE_METHOD
-    m = method.build() if isinstance(method, MethodSpec) else method
-    if not m.loaded:
-        m.load()
-    _FACE_METHOD = m
-
-
-def restore_faces(items: list[RestoreItem]) -> list[RestoreResult]:
-    """Engine batch function: the worker's method on a batch of aligned face crops."""
-    if _FACE_METHOD is None:
-        raise CelebrefError("internal error: whole-photo face worker not initialised")
-    return _FACE_METHOD.restore(items)
+def restore_faces(method: RestorationMethod, items: list[RestoreItem]) -> list[RestoreResult]:
+    """Engine batch function: the session's method on a batch of aligned face crops."""
+    return method.restore(items)
 
 
 def _write(path: Path, img: np.ndarray) -> None:
