@@ -74,10 +74,20 @@ def _values(run: Path, metrics: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def identical(a: Path, b: Path, metrics: list[str]) -> bool:
+    """Every per-image value of the rows the reference run (``a``) restored, and every summary row of the methods
+    whose image sets did not change, bitwise equal. Rows the reference failed but the new version scores (``bicubic``
+    on an image without a native-resolution LQ: it now uses the LQ itself, recorded as ``fallback_input``) are
+    a deliberate change: they are counted and printed, not compared."""
     (pa, sa), (pb, sb) = _values(a, metrics), _values(b, metrics)
+    changed = pa["status"].ne("ok") & pb["status"].ne(pa["status"])
+    if changed.any():
+        rows = pa.loc[changed, ["method", "id"]].assign(new_status=pb.loc[changed, "status"])
+        print(f"{int(changed.sum())} row(s) failed in the reference and are scored now (not compared):\n"
+              f"{rows.to_string(index=False)}", file=sys.stderr)
+    moved = set(pa.loc[changed, "method"])
     try:
-        pd.testing.assert_frame_equal(pa, pb, check_exact=True)
-        pd.testing.assert_frame_equal(sa, sb, check_exact=True)
+        pd.testing.assert_frame_equal(pa[~changed], pb[~changed], check_exact=True)
+        pd.testing.assert_frame_equal(sa[~sa["method"].isin(moved)], sb[~sb["method"].isin(moved)], check_exact=True)
     except AssertionError as e:
         print(f"values differ between {a} and {b}: {str(e)[:500]}", file=sys.stderr)
         return False
