@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not table:
         print(f"no {args.kind} match {args.pattern!r} (all: `celebref list {args.kind}`)", file=sys.stderr)
-        return 1
+        return 3  # finished, nothing found (documented codes: 0, 2, 3, 130)
     print(format_table(table))
     for form in KINDS[args.kind].forms:
         if args.pattern is None:
