@@ -86,7 +86,7 @@ def score_per_image(metrics: Sequence[Any], outs: list[dict[str, Any]], gts: lis
     for m in metrics:
         if m.dataset_level:
             continue
-        groups: dict[tuple, list[tuple[int, str]]] = {}
+        groups: dict[tuple, list[tuple[Any, np.ndarray | None]]] = {}
         for label in labels:
             for k, d in enumerate(outs):
                 o = d.get(label)
@@ -96,10 +96,9 @@ def score_per_image(metrics: Sequence[Any], outs: list[dict[str, Any]], gts: lis
                 if isinstance(second, str):  # why there is none
                     o.metric_reasons[m.name] = second
                     continue
-                groups.setdefault((o.image.shape, None if second is None else second.shape), []).append((k, label))
-        for idx in groups.values():
-            seconds = [_second(m, gts[k], lqs[k]) for k, _ in idx]
-            _score(m, [outs[k][label] for k, label in idx], None if seconds[0] is None else seconds)
+                groups.setdefault((o.image.shape, None if second is None else second.shape), []).append((o, second))
+        for group in groups.values():
+            _score(m, [o for o, _ in group], None if group[0][1] is None else [sec for _, sec in group])
 
 
 def _second(m: Any, gt: Any, lq: Any) -> np.ndarray | str | None:
