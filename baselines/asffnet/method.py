@@ -109,15 +109,11 @@ class ASFFNetMethod(LandmarkMethod):
 
     def load(self) -> None:
         from celebref import weights as store
-        from celebref.errors import WeightError
 
-        sd = store.unwrap_state_dict(store.load_torch_checkpoint("asffnet"))
-        net = ASFFNet()
-        try:
-            net.load_state_dict(sd, strict=True)
-        except RuntimeError as e:
-            raise WeightError(f"the 'asffnet' weight file does not match the official ASFFNet512 layout: "
-                              f"{str(e).splitlines()[0]}") from None
+        from ..aligned_method import load_network_weights
+
+        net = ASFFNet()  # a layout mismatch is a WeightError naming the missing/unexpected/misshapen keys
+        load_network_weights(net, store.unwrap_state_dict(store.load_torch_checkpoint("asffnet")), "the 'asffnet' weight file")
         self.net = net.to(self.device).eval()
         self.loaded = True
 
